@@ -190,3 +190,21 @@ def generate_sequences(split: str, count: int, length, *, seed: int, target_sum=
 
     sums = np.where(digit_rows >= 0, digit_rows, 0).sum(axis=1)
     return Sequences(split=split, indices=indices, digits=digit_rows, lengths=lengths.astype(np.int64), sums=sums)
+
+
+def parse_lengths(text: str) -> list[int]:
+    """'1-10,20,50' -> [1, 2, ..., 10, 20, 50] (sorted, unique); ValueError on anything else."""
+    lengths: set[int] = set()
+    for part in str(text).replace(" ", "").split(","):
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        if not lo.isdigit() or (sep and not hi.isdigit()):
+            raise ValueError(f"bad length {part!r}: expected numbers or ranges like '1-10,20,100'")
+        lo_n, hi_n = int(lo), int(hi) if sep else int(lo)
+        if not 1 <= lo_n <= hi_n <= MAX_LENGTH:
+            raise ValueError(f"bad length {part!r}: lengths lie in 1..{MAX_LENGTH}, ranges go low-high")
+        lengths.update(range(lo_n, hi_n + 1))
+    if not lengths:
+        raise ValueError("no lengths given: expected something like '1-10,20,100'")
+    return sorted(lengths)

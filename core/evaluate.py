@@ -1,0 +1,159 @@
+"""Evaluation: per-sequence results as a DataFrame, and the aggregates every report and chart uses.
+
+One place for the metrics: the benchmark, `scripts/evaluate` and the dashboard all call these.
+Reported figures use the test split only (core.data.split_arrays(mnist, "test")).
+
+Per-sequence columns (`evaluate_sequences`):
+  seq_id, split, length, true_sum, pred_sum, pred_rounded, error (pred - true), abs_error,
+  exact (rounded prediction == true sum), true_digits, pred_digits, digit_conf, n_wrong_digits,
+  indices (image indices into the split), running (the model's running sum after each step)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from core.data import load_mnist, split_arrays
+from core.sequences import Sequences, generate_sequences
+
+ORIGINAL_MAE = 0.838  # the original project: test MAE on 20,000 length-10 sequences
+ORIGINAL_PROTOCOL = {"length": 10, "count": 20_000, "seed": 0}
+
+
+def evaluate_sequences(predictor, seqs: Sequences, split_images: np.ndarray, id_offset: int = 0) -> pd.DataFrame:
+    """Run the predictor over `seqs` (CNN once per unique image) and return one row per sequence."""
+    prediction = predictor.run_indexed(split_images, seqs.indices, seqs.lengths)
+    rows = {
+        "seq_id": np.arange(len(seqs)) + id_offset,
+        "split": seqs.split,
+        "length": seqs.lengths,
+        "true_sum": seqs.sums,
+        "pred_sum": prediction.sums,
+    }
+    df = pd.DataFrame(rows)
+    df["pred_rounded"] = np.rint(df["pred_sum"]).astype(np.int64)
+    df["error"] = df["pred_sum"] - df["true_sum"]
+    df["abs_error"] = df["error"].abs()
+    df["exact"] = df["pred_rounded"] == df["true_sum"]
+    true_digits, pred_digits, confidence, indices = [], [], [], []
+    for i, probs in enumerate(prediction.digit_probs):
+        idx, digits = seqs.sequence(i)
+        true_digits.append(digits.tolist())
+        pred_digits.append(probs.argmax(axis=1).tolist())
+        confidence.append(np.round(probs.max(axis=1).astype(float), 4).tolist())
+        indices.append(idx.tolist())
+    df["true_digits"] = true_digits
+    df["pred_digits"] = pred_digits
+    df["digit_conf"] = confidence
+    df["n_wrong_digits"] = [sum(t != p for t, p in zip(ts, ps)) for ts, ps in zip(true_digits, pred_digits)]
+    df["indices"] = indices
+    df["running"] = [np.asarray(r, dtype=float).tolist() for r in prediction.running]
+    return df
+
+
+def evaluation_set(predictor, lengths, per_length: int, seed: int, split: str = "test") -> pd.DataFrame:
+    """`per_length` sequences of each length in `lengths` from `split`, evaluated; seq_id runs over the set.
+
+    Each length gets its own seed (seed + length), so adding a length never changes the others' rows.
+    """
+    images = split_arrays(load_mnist(), split)[0]
+    labels = split_arrays(load_mnist(), split)[1]
+    frames, offset = [], 0
+    for length in sorted(set(int(n) for n in lengths)):
+        seqs = generate_sequences(split, per_length, length, seed=seed + length, labels=labels)
+        frames.append(evaluate_sequences(predictor, seqs, images, id_offset=offset))
+        offset += len(seqs)
+    if not frames:
+        raise ValueError("lengths is empty: give at least one sequence length")
+    return pd.concat(frames, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- aggregates
+
+def _metrics(group: pd.DataFrame) -> pd.Series:
+    wrong = group["n_wrong_digits"].sum()
+    digits = group["length"].sum()
+    return pd.Series({
+        "n": len(group),
+        "mae": group["abs_error"].mean(),
+        "rmse": float(np.sqrt((group["error"] ** 2).mean())),
+        "exact_acc": group["exact"].mean(),
+        "mean_error": group["error"].mean(),
+        "digit_acc": 1 - wrong / digits if digits else np.nan,
+    })
+
+
+def summary(df: pd.DataFrame) -> dict:
+    """Headline figures of a results table: n, mae, rmse, exact_acc, mean_error, digit_acc."""
+    if df.empty:
+        return {"n": 0, "mae": np.nan, "rmse": np.nan, "exact_acc": np.nan, "mean_error": np.nan, "digit_acc": np.nan}
+    return {key: float(value) for key, value in _metrics(df).items()} | {"n": len(df)}
+
+
+def by_length(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per sequence length: n, mae, rmse, exact_acc, mean_error, digit_acc."""
+    out = df.groupby("length", sort=True)[list(df.columns)].apply(_metrics).reset_index()
+    return out.astype({"n": int})
+
+
+def sum_bucket(true_sum: pd.Series, width: int) -> pd.Series:
+    """Lower edge of each sum's bucket [lo, lo + width)."""
+    if int(width) < 1:
+        raise ValueError(f"bucket width must be a positive integer, got {width!r}")
+    return (true_sum // int(width)) * int(width)
+
+
+def by_sum_range(df: pd.DataFrame, width: int = 10) -> pd.DataFrame:
+    """One row per true-sum bucket: sum_lo, sum_hi (inclusive), n, mae, rmse, exact_acc, ..."""
+    keyed = df.assign(sum_lo=sum_bucket(df["true_sum"], width))
+    out = keyed.groupby("sum_lo", sort=True)[list(df.columns)].apply(_metrics).reset_index()
+    out.insert(1, "sum_hi", out["sum_lo"] + int(width) - 1)
+    return out.astype({"n": int})
+
+
+def by_length_and_sum(df: pd.DataFrame, width: int = 10) -> pd.DataFrame:
+    """One row per (length, sum bucket) cell, for the heatmap: length, sum_lo, n, mae, error_rate."""
+    keyed = df.assign(sum_lo=sum_bucket(df["true_sum"], width))
+    grouped = keyed.groupby(["length", "sum_lo"], sort=True)
+    out = grouped.agg(n=("seq_id", "size"), mae=("abs_error", "mean"), exact_acc=("exact", "mean")).reset_index()
+    out["error_rate"] = 1 - out["exact_acc"]
+    return out
+
+
+def digit_confusion(df: pd.DataFrame) -> np.ndarray:
+    """10x10 counts: rows are true digits, columns the CNN's predicted digits, over every image."""
+    true = np.concatenate([np.asarray(d, dtype=int) for d in df["true_digits"]]) if len(df) else np.array([], int)
+    pred = np.concatenate([np.asarray(d, dtype=int) for d in df["pred_digits"]]) if len(df) else np.array([], int)
+    return np.bincount(true * 10 + pred, minlength=100).reshape(10, 10)
+
+
+def sequences_with_confusion(df: pd.DataFrame, true_digit: int, pred_digit: int) -> pd.DataFrame:
+    """Rows holding at least one image of `true_digit` that the CNN read as `pred_digit`."""
+    mask = [any(t == true_digit and p == pred_digit for t, p in zip(ts, ps))
+            for ts, ps in zip(df["true_digits"], df["pred_digits"])]
+    return df[np.asarray(mask, dtype=bool)] if len(df) else df
+
+
+def filter_results(df: pd.DataFrame, length_range=None, sum_range=None, errors_only: bool = False) -> pd.DataFrame:
+    """Rows within the inclusive length and true-sum ranges; with errors_only, the inexact ones."""
+    mask = np.ones(len(df), dtype=bool)
+    if length_range is not None:
+        mask &= df["length"].between(*length_range).to_numpy()
+    if sum_range is not None:
+        mask &= df["true_sum"].between(*sum_range).to_numpy()
+    if errors_only:
+        mask &= ~df["exact"].to_numpy()
+    return df[mask]
+
+
+def worst_sequences(df: pd.DataFrame, n: int = 20) -> pd.DataFrame:
+    """The n rows with the largest absolute error (ties: longer first)."""
+    return df.sort_values(["abs_error", "length"], ascending=[False, False]).head(n)
+
+
+def digit_accuracy(predictor, split: str = "test") -> float:
+    """The CNN's accuracy on every image of `split` (one pass, through the public predictor API)."""
+    images, labels = split_arrays(load_mnist(), split)
+    probs = predictor.predict_digits(images[:, None])  # each image as a length-1 sequence
+    return float((np.asarray(probs)[:, 0].argmax(axis=1) == labels).mean())
