@@ -1,0 +1,266 @@
+"""Training: launch a run, watch it, stop or resume it, compare its model with the selected one.
+
+UI only. Every action goes through core.runs (the run registry); the comparison goes through
+dashboard.state's cached evaluation (core.evaluate). Runs are separate processes looked after by a
+supervisor outside Streamlit, so closing the tab or restarting the server neither stops nor loses
+them — this page only reads their status, and polls (st.fragment run_every) only while one runs.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from _bootstrap import router_guard  # first: puts the repo root on sys.path
+
+from core import evaluate, runs
+from dashboard import state
+from dashboard.theme import COLORS
+
+router_guard()
+
+REFRESH_S = 2.0  # live panel refresh while a run is queued or running
+# Session keys: the selected run, the run being compared, a message from the last action.
+SELECTED, COMPARE, NOTICE = "training_run", "training_compare", "training_notice"
+LIVE = ("queued", "running")
+ICONS = {"queued": "⏳", "running": "🏃", "succeeded": "✅", "failed": "❌", "cancelled": "⏹️"}
+
+
+def eta_text(seconds) -> str:
+    if seconds is None:
+        return "ETA unknown"
+    seconds = int(round(seconds))
+    return f"ETA {seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"ETA {seconds} s"
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def gpus() -> list[str]:
+    return runs.detect_gpus()
+
+
+# ----------------------------------------------------------------------------------- launch form
+# Actions run in widget callbacks: a callback runs exactly once per click, before the script, so a
+# click is never lost to a rerun (the router guard's, or a fragment's) and can set widget state.
+EPOCHS = (("epochs_cnn", "CNN epochs"), ("epochs_head", "Head epochs"), ("epochs_joint", "Joint epochs"))
+
+
+def notify(kind: str, text: str) -> None:
+    st.session_state[NOTICE] = (kind, text)
+
+
+def launch_from_form(base: dict, device_count: int) -> None:
+    ss = st.session_state
+    config = {"preset": ss["train_preset"], "device": ss["train_device"], "lr": ss["train_lr"],
+              "batch_size": ss["train_batch_size"], "seed": ss["train_seed"]}
+    config.update({key: ss[f"train_{key}"] for key, _ in EPOCHS})
+    if ss["train_head"] != base["head"]:
+        config["head"] = ss["train_head"]
+    if tuple(ss["train_lengths"]) != (base["min_len"], base["max_len"]):
+        config["min_len"], config["max_len"] = ss["train_lengths"]
+    world = ss.get("train_world") if device_count > 1 and config["device"] != "cpu" else None
+    try:
+        run = runs.launch(config, world_size=world)
+    except (ValueError, runs.RunError) as exc:
+        notify("error", f"Not launched: {exc}")
+        return
+    ss[SELECTED] = run.id
+    notify("success", f"Run {run.id} {run.status} on {run.device} ×{run.world_size}.")
+
+
+def launch_form() -> None:
+    presets, detected = runs.presets(), gpus()
+    with st.expander("Launch a training run", expanded=not runs.list_runs(limit=1)):
+        preset = st.selectbox("Preset", list(presets), key="train_preset",
+                              help="smoke: a quick test (<1 min on the CPU); default: the shipped "
+                                   "model (≤15 min on a 2-core CPU); full: best quality, for a GPU.")
+        base = presets[preset]  # empty fields below mean "the preset's value", shown as placeholder
+        with st.form("launch_form", border=False):
+            c1, c2 = st.columns(2)
+            c1.selectbox("Head", runs.heads(), index=runs.heads().index(base["head"]), key="train_head",
+                         help="lstm: the default design; lstm-final: the original project's; "
+                              "deepsets and argmax-sum: reference baselines.")
+            c2.selectbox("Device", ["auto", "cuda", "cpu"], key="train_device",
+                         help="auto picks a GPU when there is one, else the CPU.")
+            for col, (key, label) in zip(st.columns(3), EPOCHS):
+                col.number_input(label, min_value=0, max_value=1000, value=None, step=1, key=f"train_{key}",
+                                 placeholder=f"preset: {base[key]}")
+            st.slider("Training lengths", 1, 100, (base["min_len"], base["max_len"]), key="train_lengths",
+                      help="Sequence lengths the head is trained on (inclusive).")
+            c1, c2, c3 = st.columns(3)
+            c1.number_input("Learning rate", min_value=1e-5, max_value=1.0, value=None, step=0.01,
+                            format="%.4g", key="train_lr", placeholder=f"preset: {base['lr']:g}")
+            c2.number_input("Batch size", min_value=1, max_value=65536, value=None, step=32,
+                            key="train_batch_size", placeholder=f"preset: {base['batch_size']}")
+            c3.number_input("Seed", min_value=0, max_value=2**31 - 1, value=None, step=1, key="train_seed",
+                            placeholder=f"preset: {base['seed']}")
+            if len(detected) > 1:
+                st.number_input("GPUs (torchrun processes, for device cuda/auto)", 1, len(detected),
+                                len(detected), key="train_world")
+            st.form_submit_button("Launch", type="primary", on_click=launch_from_form,
+                                  args=(base, len(detected)))
+        if detected:
+            st.caption("Detected GPUs: " + ", ".join(f"`cuda:{i}` {n}" for i, n in enumerate(detected)))
+        else:
+            st.info("Only the CPU is available here: runs train on the CPU (the smoke preset takes "
+                    "under a minute; default about 15 minutes).")
+    kind, text = st.session_state.pop(NOTICE, (None, None))  # the last action's outcome
+    if kind:
+        getattr(st, kind)(text)  # st.error / st.warning / st.success
+
+
+# ----------------------------------------------------------------------------------- run list
+def run_label(run: runs.Run) -> str:
+    # No status here: the live panel updates without a full rerun, so a status would go stale.
+    return f"{run.id} · {run.preset}" + (f" ({', '.join(f'{k}={v}' for k, v in run.overrides.items())})"
+                                         if run.overrides else "")
+
+
+def runs_table(items: list[runs.Run]) -> None:
+    rows = [{"id": r.id, "status": r.status, "preset": r.preset,
+             "device": f"{r.device} ×{r.world_size}", "progress": r.progress,
+             "val MAE": r.metrics.get("val_mae"), "created": r.created,
+             "settings": ", ".join(f"{k}={v}" for k, v in r.overrides.items())} for r in items]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config={"progress": st.column_config.ProgressColumn(min_value=0, max_value=1),
+                                "val MAE": st.column_config.NumberColumn(format="%.3f")})
+
+
+# ----------------------------------------------------------------------------------- one run
+def draw_run(run_id: str) -> runs.Run:
+    run = runs.get(run_id)
+    st.subheader(f"{ICONS.get(run.status, '')} Run {run.id} — {run.status}")
+    settings = ", ".join(f"{k}={v}" for k, v in run.overrides.items()) or "preset defaults"
+    st.caption(f"preset `{run.preset}` ({settings}) · device `{run.device}` ×{run.world_size} · "
+               f"created {run.created} · attempt {max(run.attempts, 1)} · log `{run.log_path}`")
+    if run.status == "running":
+        st.progress(run.progress, text=f"{run.progress:.0%} · {eta_text(run.eta)}")
+    elif run.status == "queued":
+        st.progress(run.progress, text="queued: starts when the device is free")
+    else:
+        st.progress(run.progress, text=f"{run.progress:.0%} · {run.status} {run.finished or ''}")
+    actions(run)
+    if run.error:
+        (st.warning if run.status == "cancelled" else st.error)(run.error.split("\n")[0])
+    curves(runs.read_metrics(run.id))
+    with st.expander("Log (last 40 lines)", expanded=run.status in ("running", "failed")):
+        st.code(runs.log_tail(run.id, 40) or "(empty)", language=None)
+    return run
+
+
+def act(action, run_id: str) -> None:
+    try:
+        action(run_id)
+    except runs.RunError as exc:  # e.g. it finished between the draw and the click
+        notify("warning", str(exc))
+
+
+def actions(run: runs.Run) -> None:
+    c1, c2, _ = st.columns([2, 1, 2])
+    if run.status in LIVE:
+        c1.button("Cancel run", key=f"cancel_{run.id}", on_click=act, args=(runs.cancel, run.id),
+                  help="SIGTERM: the trainer saves its state and stops (SIGKILL if it hangs).")
+    if run.status in ("failed", "cancelled"):
+        c1.button("Resume run", key=f"resume_{run.id}", on_click=act, args=(runs.resume, run.id),
+                  help="Continues from the last saved epoch, as the same run.")
+    if run.status == "succeeded" and run.checkpoint:
+        c1.button("Compare with the selected checkpoint", key=f"cmp_{run.id}",
+                  on_click=st.session_state.__setitem__, args=(COMPARE, run.id))
+        name = state.display_name(run.checkpoint)
+        c2.button("Select in sidebar", key=f"use_{run.id}", disabled=st.session_state.get(state.CKPT) == name,
+                  on_click=st.session_state.__setitem__, args=(state.CKPT, name),
+                  help="Analyse this run's model on every page.")
+
+
+def curves(metrics: list[dict]) -> None:
+    if not metrics:
+        st.caption("No metrics yet: the first line appears after the first training step.")
+        return
+    df = pd.DataFrame(metrics)
+    df = df[df["phase"] != "done"] if "phase" in df else df
+    c1, c2 = st.columns(2)
+    with c1:
+        st.caption("Training loss by step (each phase has its own loss)")
+        if "loss" in df and df["loss"].notna().any():
+            st.line_chart(df, x="step", y="loss", color=COLORS["pred"], height=220)
+    with c2:
+        st.caption("Validation MAE of the predicted sum (lower is better)")
+        val = df.dropna(subset=["val_mae"]) if "val_mae" in df else df.iloc[0:0]
+        if len(val):
+            st.line_chart(val, x="step", y="val_mae", color=COLORS["true"], height=220)
+        else:
+            st.caption("— measured at the end of each head epoch")
+
+
+@st.fragment(run_every=REFRESH_S)
+def live_run(run_id: str) -> None:
+    """Redrawn every REFRESH_S while the run is queued/running; a full rerun when it ends stops
+    the polling and lets the sidebar list the new checkpoint."""
+    if draw_run(run_id).status not in LIVE:
+        st.rerun()
+
+
+# ----------------------------------------------------------------------------------- comparison
+def comparison(run: runs.Run) -> None:
+    s = state.settings()
+    st.subheader("Comparison with the selected checkpoint")
+    if s.checkpoint is None:
+        st.info("Select a checkpoint in the sidebar to compare with.")
+        return
+    if s.checkpoint.resolve() == Path(run.checkpoint).resolve():
+        st.info("This run's checkpoint is the one selected in the sidebar; select another to compare.")
+        return
+    st.caption(f"Same evaluation set for both (sidebar: lengths {s.lengths[0]}…{s.lengths[-1]}, "
+               f"{s.per_length} per length, seed {s.seed}; test split).")
+    try:
+        base = state.evaluation(s.checkpoint, s.lengths, s.per_length, s.seed)
+        new = state.evaluation(Path(run.checkpoint), s.lengths, s.per_length, s.seed)
+    except Exception as exc:  # a broken checkpoint: the message names the file and the problem
+        st.error(f"Cannot evaluate: {exc}")
+        return
+    a, b = f"selected ({s.checkpoint_name})", f"run {run.id}"
+    st.dataframe(compare_by_length(base, new, a, b), hide_index=True, width="stretch")
+    st.caption("Per length: MAE and exact-match of each model; Δ MAE < 0 means the run is better.")
+    diff = disagreements(base, new, a, b)
+    st.markdown(f"**Sequences where the two disagree** (rounded sums differ): {len(diff)} of {len(base)}")
+    st.dataframe(diff.head(500), hide_index=True, width="stretch")
+
+
+def compare_by_length(base: pd.DataFrame, new: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
+    left, right = evaluate.by_length(base), evaluate.by_length(new)
+    out = left[["length", "n"]].copy()
+    for col, label in (("mae", "MAE"), ("exact_acc", "exact")):
+        out[f"{label} · {a}"], out[f"{label} · {b}"] = left[col].values, right[col].values
+    out["Δ MAE"] = right["mae"].values - left["mae"].values
+    return out
+
+
+def disagreements(base: pd.DataFrame, new: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
+    keys = ["seq_id", "length", "true_sum"]
+    both = base[keys + ["pred_rounded"]].merge(new[keys + ["pred_rounded"]], on=keys, suffixes=(" A", " B"))
+    both = both[both["pred_rounded A"] != both["pred_rounded B"]].copy()
+    truth = both["true_sum"]
+    both["right"] = np.select([both["pred_rounded A"] == truth, both["pred_rounded B"] == truth], [a, b], "neither")
+    return both.rename(columns={"pred_rounded A": f"sum · {a}", "pred_rounded B": f"sum · {b}"})
+
+
+# ----------------------------------------------------------------------------------- page
+st.title("Training")
+st.caption("Train a new model in the background, follow it live, and compare it with the model "
+           "selected in the sidebar. Runs keep going when this tab or the server closes.")
+launch_form()
+items = runs.list_runs()
+if not items:
+    st.info("No runs yet. Launch one above — the smoke preset finishes in under a minute.")
+    st.stop()
+runs_table(items)
+ids = [r.id for r in items]
+if st.session_state.get(SELECTED) not in ids:
+    st.session_state[SELECTED] = ids[0]
+by_id = {r.id: r for r in items}
+chosen = st.selectbox("Run", ids, key=SELECTED, format_func=lambda i: run_label(by_id[i]))
+if by_id[chosen].status in LIVE:
+    live_run(chosen)
+else:
+    current = draw_run(chosen)
+    if st.session_state.get(COMPARE) == chosen and current.status == "succeeded":
+        comparison(current)

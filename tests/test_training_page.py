@@ -1,0 +1,157 @@
+"""The Training page (dashboard/pages/training.py) through Streamlit's AppTest.
+
+The registry lives in a temp DIGITSUM_RUNS_DIR and supervisors are not spawned (launches stay
+queued), so these tests are fast; runs in other states are staged directly in the registry.
+The comparison uses two tiny random checkpoints, so it checks the wiring, not model quality.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+from core import runs
+from core import runs_db as db
+from core import runs_proc as proc
+from core.checkpoint import save_checkpoint
+from core.model import DigitSumModel, ModelConfig
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGITSUM_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("DIGITSUM_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("DIGITSUM_RUNS_KICK_AFTER_S", "3600")  # nothing restarts a staged queue
+    monkeypatch.setattr(runs, "detect_gpus", lambda: [])
+    (tmp_path / "checkpoints").mkdir()
+    spawned: list[str] = []
+    monkeypatch.setattr(proc, "spawn_supervisor", lambda device, *a: spawned.append(device))
+    st.cache_data.clear()  # the page caches the GPU list
+    return spawned
+
+
+def open_page(**session) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=90)
+    for key, value in session.items():
+        at.session_state[key] = value
+    at.switch_page("pages/training.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def click(at: AppTest, label: str) -> AppTest:
+    [button] = [b for b in at.button if b.label == label]
+    button.click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def widget(elements, label: str):
+    [found] = [w for w in elements if w.label == label]
+    return found
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def stage(status: str, **fields) -> runs.Run:
+    """A smoke run recorded in `status` without any process behind it (or this test process)."""
+    run = runs.launch({"preset": "smoke", "device": "cpu"}, start=False)
+    with db.tx() as conn:
+        db.update(conn, run.id, status=status, **fields)
+    return run
+
+
+def tiny_checkpoint(path: Path, seed: int) -> None:
+    torch.manual_seed(seed)
+    config = ModelConfig(head="lstm", widths=[4, 8, 8])
+    save_checkpoint(path, DigitSumModel(config).state_dict(),
+                    {"model_config": config.to_dict(), "head": "lstm", "train_lengths": [1, 10], "preset": "smoke"})
+
+
+def test_empty_registry_shows_the_form_and_a_cpu_only_note(registry):
+    at = open_page()
+    assert "Training" in texts(at.title)
+    assert "Only the CPU is available" in texts(at.info) and "No runs yet" in texts(at.info)
+    assert {"Preset", "Head", "Device"} <= {s.label for s in at.selectbox}
+    assert {"CNN epochs", "Head epochs", "Learning rate", "Batch size"} <= {n.label for n in at.number_input}
+    assert widget(at.slider, "Training lengths").value == (1, 10)
+
+
+def test_launch_from_the_form_then_cancel_and_resume(registry):
+    at = open_page()
+    widget(at.selectbox, "Device").set_value("cpu")
+    widget(at.number_input, "Head epochs").set_value(1)
+    widget(at.slider, "Training lengths").set_value((2, 8))
+    click(at, "Launch")
+    [run] = runs.list_runs()
+    assert registry == ["cpu"] and run.status == "queued" and run.device == "cpu"
+    assert run.overrides == {"epochs_head": 1, "min_len": 2, "max_len": 8}
+    assert run.id in texts(at.subheader) and "queued" in texts(at.subheader)
+    click(at, "Cancel run")
+    assert runs.get(run.id).status == "cancelled" and "cancelled" in texts(at.subheader)
+    click(at, "Resume run")
+    assert runs.get(run.id).status == "queued" and registry == ["cpu", "cpu"]
+
+
+def test_bad_input_is_a_message_not_a_traceback(registry):
+    at = open_page()
+    widget(at.selectbox, "Device").set_value("cuda")
+    click(at, "Launch")
+    assert "Not launched: device 'cuda' was requested but no CUDA GPU" in texts(at.error)
+    assert runs.list_runs() == []
+
+
+def test_running_run_shows_progress_curves_and_log(registry):
+    me = os.getpid()
+    run = stage("running", pid=me, pid_token=proc.proc_token(me), progress=0.4, eta=75.0)
+    lines = [{"step": i, "phase": "cnn" if i < 5 else "head", "loss": 2.0 / i, "progress": i / 10,
+              "val_mae": (3.0 / i if i >= 5 else None), "eta": 75.0} for i in range(1, 8)]
+    (run.run_dir / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (run.run_dir / "train.log").write_text("starting\nphase head epoch 1\n")
+    at = open_page()
+    assert "running" in texts(at.subheader)
+    [bar] = at.get("progress")
+    assert "1 min 15 s" in bar.proto.text and bar.proto.value == 40
+    assert len(at.get("vega_lite_chart")) == 2  # loss and val MAE curves
+    assert "phase head epoch 1" in texts(at.code)
+    assert [b.label for b in at.button if b.label.endswith("run")] == ["Cancel run"]
+
+
+def test_failed_run_shows_its_error_and_can_resume(registry):
+    run = stage("failed", error="the trainer stopped with signal SIGKILL\n--- last log lines ---\nboom")
+    at = open_page()
+    assert "signal SIGKILL" in texts(at.error)
+    click(at, "Resume run")
+    assert runs.get(run.id).status == "queued"
+
+
+def test_succeeded_run_compares_with_the_selected_checkpoint(registry, tmp_path):
+    tiny_checkpoint(tmp_path / "checkpoints" / "base.pt", seed=0)
+    run = stage("succeeded", progress=1.0, metrics={"val_mae": 0.5})
+    tiny_checkpoint(run.run_dir / "model.pt", seed=1)
+    with db.tx() as conn:
+        db.update(conn, run.id, checkpoint=str(run.run_dir / "model.pt"))
+    at = open_page(eval_lengths="1-3", eval_per_length=20, eval_seed=0)
+    names = widget(at.selectbox, "Checkpoint").options
+    assert any(str(run.run_dir / "model.pt") in name for name in names)  # in every page's selector
+    click(at, "Compare with the selected checkpoint")
+    assert "Comparison with the selected checkpoint" in texts(at.subheader)
+    by_length, diff = (d.value for d in at.dataframe[-2:])
+    assert list(by_length["length"]) == [1, 2, 3] and list(by_length["n"]) == [20, 20, 20]
+    assert any(c.startswith("MAE · run") for c in by_length.columns) and "Δ MAE" in by_length
+    base_label = next(c for c in diff.columns if c.startswith("sum · selected")).removeprefix("sum · ")
+    assert base_label.endswith("base.pt)") and f"sum · run {run.id}" in diff  # side by side
+    assert len(diff) > 0 and set(diff["right"]) <= {"neither", f"run {run.id}", base_label}
+    assert (diff[f"sum · {base_label}"] != diff[f"sum · run {run.id}"]).all()
+    click(at, "Select in sidebar")
+    assert str(run.run_dir / "model.pt") in at.session_state["ckpt"]
