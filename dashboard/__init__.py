@@ -1,0 +1,1 @@
+"""digitsum Streamlit dashboard: UI only; every number comes from core's public API."""

@@ -1,0 +1,138 @@
+"""Error analysis: where does the predictor fail — which lengths, which sums, which digits?
+
+Every chart and the table follow the filters at the top (length range, sum range, errors only).
+Numbers come from core.evaluate on the sidebar's evaluation set.
+"""
+
+from functools import partial
+
+import numpy as np
+import streamlit as st
+from _bootstrap import router_guard  # first: puts the repo root on sys.path
+
+from core import evaluate
+from dashboard import charts, components, state
+
+router_guard()  # first: a page opened without the router reruns through it
+
+s = state.settings()
+predictor = state.require(s)
+train = components.training_range(predictor.metadata)
+df = state.sidebar_evaluation(s)
+
+st.title("Error analysis")
+
+# ----------------------------------------------------------------------------- filters
+lengths = sorted(int(v) for v in df["length"].unique())
+max_sum = int(df["true_sum"].max())
+f1, f2, f3 = st.columns([3, 3, 1], vertical_alignment="bottom")
+# The bounds are part of each key: a new evaluation set starts from its full range.
+length_range = (f1.select_slider("Length range", options=lengths, value=(lengths[0], lengths[-1]),
+                                 key=f"f_len_{lengths[0]}_{lengths[-1]}_{len(lengths)}")
+                if len(lengths) > 1 else (lengths[0], lengths[0]))
+sum_range = f2.slider("True-sum range", 0, max(max_sum, 1), (0, max(max_sum, 1)),
+                      key=f"f_sum_{max_sum}")
+errors_only = f3.checkbox("Errors only", key="f_errors",
+                          help="Only sequences whose rounded prediction is not the true sum.")
+view = evaluate.filter_results(df, length_range, sum_range, errors_only)
+st.caption(f"{len(view):,} of {len(df):,} sequences match the filters "
+           f"({s.per_length} test sequences per length, seed {s.seed}).")
+if view.empty:
+    st.warning("No sequences match these filters: widen the length or sum range, or untick "
+               "'Errors only'.")
+    st.stop()
+
+# ----------------------------------------------------------------------------- by length
+st.plotly_chart(charts.length_figure(evaluate.by_length(view), train), key="by_length")
+st.caption("Mean absolute error (left) and share of sequences whose rounded prediction is exactly "
+           "right (right) per length; the green band is the training range, lengths beyond it "
+           "show extrapolation.")
+
+# ----------------------------------------------------------------------------- heatmap + histogram
+left, right = st.columns(2)
+with left:
+    h1, h2 = st.columns(2)
+    suggested = components.nice_bucket_width(max_sum)  # ~10-40 columns whatever the lengths
+    width = h1.number_input("Sum bucket width", min_value=1, max_value=1000, value=suggested,
+                            key=f"bucket_width_{suggested}")
+    metric = h2.radio("Colour by", ["mae", "error_rate"], horizontal=True, key="heat_metric",
+                      format_func={"mae": "MAE", "error_rate": "error rate"}.get)
+    label = "MAE" if metric == "mae" else "error rate"
+    cells = evaluate.by_length_and_sum(view, int(width))
+    st.plotly_chart(charts.heatmap_figure(cells, int(width), metric, label), key="heatmap")
+    st.caption(f"{label} for each length × true-sum bucket; brighter cells are worse. Hover for "
+               "the number of sequences behind a cell.")
+with right:
+    st.plotly_chart(charts.error_histogram(view["error"]), key="histogram")
+    st.caption("Signed error (predicted − true). Bars between the dashed lines at ±0.5 still round "
+               "to the right sum; a shifted centre means the model is biased.")
+
+# ----------------------------------------------------------------------------- scatter + confusion
+left, right = st.columns(2)
+with left:
+    st.plotly_chart(charts.pred_vs_true_figure(view), key="pred_vs_true")
+    st.caption("Each sequence's predicted against true sum; points off the dotted diagonal are "
+               "errors. With many sequences the chart switches to a density grid.")
+with right:
+    cm = evaluate.digit_confusion(view)
+    event = st.plotly_chart(charts.confusion_figure(cm), key="confusion", on_select="rerun",
+                            selection_mode="points")
+    st.caption("How the CNN read every digit image (rows: true, columns: predicted; diagonal "
+               "blanked). Click a cell, or pick digits below, to list the sequences affected.")
+    points = event.get("selection", {}).get("points", []) if event else []
+    if points:
+        clicked = (int(points[0]["y"]), int(points[0]["x"]))
+        if clicked != st.session_state.get("_cm_clicked"):
+            # A new click drives the selectboxes below (they must be set before they are drawn).
+            st.session_state["_cm_clicked"] = clicked
+            st.session_state["cm_true"], st.session_state["cm_pred"] = clicked
+
+# Default selection: the most frequent misreading (or, with none, the most frequent digit).
+off = cm - np.diag(np.diag(cm) + 1)
+worst_t, worst_p = divmod(int(off.argmax()), 10) if off.max() > 0 else (int(np.diag(cm).argmax()),) * 2
+st.session_state.setdefault("cm_true", worst_t)
+st.session_state.setdefault("cm_pred", worst_p)
+c1, c2, c3 = st.columns([1, 1, 4], vertical_alignment="bottom")
+t = c1.selectbox("True digit", range(10), key="cm_true")
+p = c2.selectbox("Read as", range(10), key="cm_pred")
+hits = evaluate.sequences_with_confusion(view, t, p)
+c3.markdown(f"**{len(hits):,}** sequences contain a {t} that the CNN read as {p} "
+            f"({int(cm[t, p]):,} such images)." if t != p else
+            f"**{len(hits):,}** sequences contain a correctly read {t}.")
+
+
+def link(seq_id: int) -> str:
+    spec = components.SequenceSpec("eval", index=seq_id, lengths=tuple(s.lengths),
+                                   per_length=s.per_length, seed=s.seed)
+    return components.inspector_url(spec, s.checkpoint_name)
+
+
+LINK = st.column_config.LinkColumn("inspect", display_text="open",
+                                   help="Opens the sequence in the inspector (new tab)")
+FORMATS = {"pred_sum": st.column_config.NumberColumn("pred_sum", format="%.3f"),
+           "error": st.column_config.NumberColumn("error", format="%+.3f"),
+           "abs_error": st.column_config.NumberColumn("abs_error", format="%.3f"), "inspect": LINK}
+if len(hits):
+    st.dataframe(components.with_links(evaluate.worst_sequences(hits, 200), link),
+                 hide_index=True, column_config=FORMATS, key="confusion_table", height=220)
+    st.caption("Sequences holding the chosen confusion, worst first (at most 200).")
+
+# ----------------------------------------------------------------------------- worst sequences
+st.subheader("Worst sequences")
+n_worst = st.slider("How many", 5, 200, 25, step=5, key="n_worst")
+worst = components.with_links(evaluate.worst_sequences(view, n_worst), link)
+table = st.dataframe(worst, hide_index=True, column_config=FORMATS, key="worst_table",
+                     on_select="rerun", selection_mode="single-row")
+st.caption("Largest absolute errors among the filtered sequences. Follow a row's link, or select "
+           "a row to open it here.")
+rows = table.selection.rows if table else []
+if rows:
+    seq_id = int(worst.iloc[rows[0]]["seq_id"])
+    spec = components.SequenceSpec("eval", index=seq_id, lengths=tuple(s.lengths),
+                                   per_length=s.per_length, seed=s.seed)
+    st.page_link("pages/inspector.py", label=f"Open sequence {seq_id} in the inspector",
+                 icon=":material/pageview:", query_params={**spec.to_query(), "ckpt": s.checkpoint_name})
+st.download_button("Download the filtered table (CSV)",
+                   partial(components.csv_bytes, view.drop(columns=["indices"], errors="ignore")),
+                   file_name="digitsum_filtered.csv", mime="text/csv", on_click="ignore",
+                   key="csv")
