@@ -57,16 +57,29 @@ def evaluation_set(predictor, lengths, per_length: int, seed: int, split: str = 
 
     Each length gets its own seed (seed + length), so adding a length never changes the others' rows.
     """
-    images = split_arrays(load_mnist(), split)[0]
-    labels = split_arrays(load_mnist(), split)[1]
-    frames, offset = [], 0
-    for length in sorted(set(int(n) for n in lengths)):
-        seqs = generate_sequences(split, per_length, length, seed=seed + length, labels=labels)
-        frames.append(evaluate_sequences(predictor, seqs, images, id_offset=offset))
-        offset += len(seqs)
-    if not frames:
+    images, labels = split_arrays(load_mnist(), split)
+    parts = [generate_sequences(split, per_length, length, seed=seed + length, labels=labels)
+             for length in sorted(set(int(n) for n in lengths))]
+    if not parts:
         raise ValueError("lengths is empty: give at least one sequence length")
-    return pd.concat(frames, ignore_index=True)
+    # One padded batch, one predictor call: every image shared between lengths goes through the CNN once.
+    return evaluate_sequences(predictor, concat_sequences(parts), images)
+
+
+def concat_sequences(parts: list[Sequences]) -> Sequences:
+    """Stack several Sequences of one split into one, padding to the longest."""
+    width = max(p.indices.shape[1] for p in parts)
+
+    def pad(array):
+        return np.pad(array, ((0, 0), (0, width - array.shape[1])), constant_values=-1)
+
+    return Sequences(
+        split=parts[0].split,
+        indices=np.concatenate([pad(p.indices) for p in parts]),
+        digits=np.concatenate([pad(p.digits) for p in parts]),
+        lengths=np.concatenate([p.lengths for p in parts]),
+        sums=np.concatenate([p.sums for p in parts]),
+    )
 
 
 # --------------------------------------------------------------------------- aggregates

@@ -23,7 +23,7 @@ PAGES = {
     ],
     "Models": [
         # --- Training page (issue 5): the runs helper adds its st.Page line here. ---
-        st.Page("pages/training.py", title="Training", icon="🏋️"),
+        st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
     ],
 }
 
