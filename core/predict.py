@@ -1,0 +1,202 @@
+"""The public predictor API: the dashboard and outside users call only this.
+
+    from core import load_predictor
+    p = load_predictor("checkpoints/default.pt", device="auto")
+    p.predict(images)          # float64 (N,) predicted sums
+    p.predict_digits(images)   # per-digit probabilities (N, L, 10), or a list for list input
+    p.run(images)              # Prediction: sums, digit_probs, running — one pass
+    p.run_indexed(split_images, indices, lengths)   # fast path for core.sequences.Sequences
+
+`images` is a uint8 array (N, L, 28, 28) or a list of uint8 arrays (L_i, 28, 28), MNIST-style
+(white digit on black, 0..255). Per-image work happens once per call: identical images are
+deduplicated by content before the CNN, which runs in bounded chunks, so L up to 5000 (or many
+sequences sharing a few thousand images) costs one CNN pass over the unique images.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.checkpoint import load_model
+from core.model import DigitSumModel, resolve_device
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default.pt"
+
+CNN_CHUNK = 256  # images per CNN forward: bounds memory whatever N*L is (and is fastest on CPU)
+HEAD_POSITIONS = 200_000  # sequence positions per head forward (padded N*L): bounds LSTM memory
+_HASH_CHUNK = 65_536
+_rng = np.random.default_rng(0x5EED)
+_HASH_MULT = _rng.integers(1, 2**63, size=98, dtype=np.uint64) * np.uint64(2) + np.uint64(1)  # odd
+
+
+@dataclass
+class Prediction:
+    sums: np.ndarray  # float64 (N,)
+    digit_probs: list[np.ndarray]  # per sequence (L_i, 10) float32
+    running: list[np.ndarray]  # per sequence (L_i,) float64: the predicted sum after each step
+
+
+def _as_flat(images) -> tuple[np.ndarray, np.ndarray]:
+    """Validate the input -> (flat uint8 (M, 28, 28) images in sequence order, lengths int64 (N,))."""
+    expected = "a uint8 array (N, L, 28, 28) or a non-empty list of uint8 arrays (L_i, 28, 28)"
+    if isinstance(images, np.ndarray):
+        if images.dtype != np.uint8:
+            raise ValueError(f"images must be {expected}; got dtype {images.dtype}")
+        if images.ndim != 4 or images.shape[2:] != (28, 28):
+            raise ValueError(f"images must be {expected}; got an array of shape {images.shape}")
+        n, length = images.shape[:2]
+        if n == 0 or length == 0:
+            raise ValueError(f"images must be {expected} with N >= 1 and L >= 1; got shape {images.shape}")
+        flat = np.ascontiguousarray(images).reshape(n * length, 28, 28)
+        return flat, np.full(n, length, dtype=np.int64)
+    if isinstance(images, (list, tuple)):
+        if len(images) == 0:
+            raise ValueError(f"images must be {expected}; got an empty list")
+        for i, seq in enumerate(images):
+            if not isinstance(seq, np.ndarray) or seq.dtype != np.uint8:
+                what = f"dtype {seq.dtype}" if isinstance(seq, np.ndarray) else type(seq).__name__
+                raise ValueError(f"images[{i}] must be a uint8 array (L, 28, 28); got {what}")
+            if seq.ndim != 3 or seq.shape[1:] != (28, 28) or seq.shape[0] == 0:
+                raise ValueError(f"images[{i}] must be a uint8 array (L, 28, 28) with L >= 1; got shape {seq.shape}")
+        return np.concatenate(images), np.array([len(s) for s in images], dtype=np.int64)
+    raise ValueError(f"images must be {expected}; got {type(images).__name__}")
+
+
+def dedup_images(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(representatives, inverse): flat[representatives][inverse] == flat, compared byte for byte.
+
+    Each image's 784 bytes are hashed to 64 bits (a multiply-add over 98 uint64 words, then mixed),
+    np.unique groups equal hashes, and every image is verified against its group's representative;
+    on a (vanishingly rare) collision we fall back to an exact row-wise np.unique.
+    """
+    words = flat.reshape(len(flat), -1).view(np.uint64)
+    hashes = np.empty(len(flat), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for i in range(0, len(flat), _HASH_CHUNK):
+            h = (words[i : i + _HASH_CHUNK] * _HASH_MULT).sum(axis=1, dtype=np.uint64)
+            h ^= h >> np.uint64(29)
+            hashes[i : i + _HASH_CHUNK] = h * np.uint64(0xBF58476D1CE4E5B9)
+    _, reps, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    for i in range(0, len(flat), _HASH_CHUNK):
+        if not np.array_equal(flat[i : i + _HASH_CHUNK], flat[reps[inverse[i : i + _HASH_CHUNK]]]):
+            _, reps, inverse = np.unique(flat.reshape(len(flat), -1), axis=0, return_index=True, return_inverse=True)
+            return reps, inverse.reshape(-1)
+    return reps, inverse
+
+
+class Predictor:
+    """A loaded checkpoint, ready to predict. The model is in eval mode and never changed after load."""
+
+    def __init__(self, model: DigitSumModel, metadata: dict, device: torch.device):
+        self._model = model.to(device).eval()
+        for p in self._model.parameters():
+            p.requires_grad_(False)
+        self._metadata = metadata
+        self.device = device
+
+    @property
+    def metadata(self) -> dict:
+        return copy.deepcopy(self._metadata)  # a copy: callers cannot alter the predictor's record
+
+    @property
+    def head(self) -> str:
+        return self._metadata["head"]
+
+    # -- the two stages -------------------------------------------------------------------------
+    @torch.inference_mode()
+    def cnn_logits(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 (U, 28, 28) -> float32 (U, 10) digit logits on the CPU, CHUNK images at a time."""
+        out = torch.empty(len(images), 10)
+        for i in range(0, len(images), CNN_CHUNK):
+            x = torch.from_numpy(np.array(images[i : i + CNN_CHUNK])).to(self.device)  # a copy: input may be read-only
+            x = x.unsqueeze(1).float().div_(255.0)
+            out[i : i + len(x)] = self._model.cnn(x).float().cpu()
+        return out
+
+    @torch.inference_mode()
+    def _head(self, pos_logits: torch.Tensor, lengths: np.ndarray) -> list[np.ndarray]:
+        """Per-position logits (M, 10) in sequence order -> running sums per sequence (length-sorted batches)."""
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        order = np.argsort(lengths, kind="stable")
+        running: list[np.ndarray | None] = [None] * len(lengths)
+        i = 0
+        while i < len(order):
+            j = i + 1  # grow the batch while the padded size stays in budget (lengths ascend)
+            while j < len(order) and (j + 1 - i) * lengths[order[j]] <= HEAD_POSITIONS:
+                j += 1
+            batch = order[i:j]
+            width = int(lengths[batch[-1]])
+            steps = np.arange(width)
+            gather = np.where(steps < lengths[batch, None], starts[batch, None] + steps, 0)  # padding: any row
+            padded = pos_logits[torch.from_numpy(gather)]
+            lens = torch.from_numpy(lengths[batch])
+            out = self._model.head_forward(padded.to(self.device), lens.to(self.device)).cpu().numpy()
+            for row, s in enumerate(batch):
+                running[s] = out[row, : lengths[s]].astype(np.float64)
+            i = j
+        return running
+
+    def _finish(self, pos_logits: torch.Tensor, lengths: np.ndarray) -> Prediction:
+        running = self._head(pos_logits, lengths)
+        probs = pos_logits.softmax(-1).numpy()
+        splits = np.cumsum(lengths)[:-1]
+        return Prediction(
+            sums=np.array([r[-1] for r in running], dtype=np.float64),
+            digit_probs=np.split(probs, splits),
+            running=running,
+        )
+
+    # -- public API -----------------------------------------------------------------------------
+    def run(self, images) -> Prediction:
+        """Sums, per-digit probabilities and running sums in one pass (CNN once per unique image)."""
+        flat, lengths = _as_flat(images)
+        reps, inverse = dedup_images(flat)
+        unique_logits = self.cnn_logits(flat[reps])
+        return self._finish(unique_logits[torch.from_numpy(inverse)], lengths)
+
+    def predict(self, images) -> np.ndarray:
+        """float64 (N,) predicted sums."""
+        return self.run(images).sums
+
+    def predict_digits(self, images):
+        """Per-digit class probabilities: float32 (N, L, 10) for array input, a list of (L_i, 10) for a list."""
+        flat, lengths = _as_flat(images)
+        reps, inverse = dedup_images(flat)
+        probs = self.cnn_logits(flat[reps]).softmax(-1).numpy()[inverse]
+        if isinstance(images, np.ndarray):
+            return probs.reshape(len(lengths), int(lengths[0]), 10)
+        return np.split(probs, np.cumsum(lengths)[:-1])
+
+    def run_indexed(self, split_images: np.ndarray, indices: np.ndarray, lengths: np.ndarray) -> Prediction:
+        """Like run() for sequences given as indices into one image array (e.g. core.sequences.Sequences):
+        indices int (N, Lmax) padded with -1, lengths (N,). The CNN sees each used index once."""
+        if not isinstance(split_images, np.ndarray) or split_images.dtype != np.uint8 or split_images.shape[1:] != (28, 28):
+            raise ValueError("split_images must be a uint8 array (n, 28, 28)")
+        indices, lengths = np.asarray(indices), np.asarray(lengths)
+        if indices.ndim != 2 or not np.issubdtype(indices.dtype, np.integer) or indices.shape[0] == 0:
+            raise ValueError(f"indices must be a non-empty integer array (N, Lmax); got {indices.dtype} {indices.shape}")
+        if lengths.shape != (indices.shape[0],) or not np.issubdtype(lengths.dtype, np.integer):
+            raise ValueError(f"lengths must be an integer array ({indices.shape[0]},); got {lengths.dtype} {lengths.shape}")
+        if lengths.min() < 1 or lengths.max() > indices.shape[1]:
+            raise ValueError(f"lengths must lie in 1..{indices.shape[1]} (the width of indices)")
+        lengths = lengths.astype(np.int64)
+        used = indices[np.arange(indices.shape[1]) < lengths[:, None]]  # row-major: sequence order
+        if used.min() < 0 or used.max() >= len(split_images):
+            raise ValueError(f"indices must lie in 0..{len(split_images) - 1} within each sequence's length")
+        unique, inverse = np.unique(used, return_inverse=True)
+        unique_logits = self.cnn_logits(split_images[unique])
+        return self._finish(unique_logits[torch.from_numpy(inverse.reshape(-1))], lengths)
+
+
+def load_predictor(path: str | os.PathLike = DEFAULT_CHECKPOINT, device: str = "auto") -> Predictor:
+    """Load a checkpoint (CheckpointError if unusable) onto `device` ("auto": cuda, then mps, then cpu)."""
+    dev = resolve_device(device)
+    model, metadata = load_model(path, map_location="cpu")
+    return Predictor(model, metadata, dev)

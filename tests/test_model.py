@@ -1,0 +1,118 @@
+"""core.model: shapes, causality, head semantics, config validation. No data, no training."""
+
+import pytest
+import torch
+
+from core.model import HEADS, DigitSumModel, ModelConfig, final_sums, resolve_device
+
+
+@pytest.fixture(params=HEADS)
+def model(request):
+    torch.manual_seed(0)
+    return DigitSumModel(ModelConfig(head=request.param, widths=[8, 16, 16])).eval()
+
+
+def test_cnn_maps_images_to_ten_logits(model):
+    logits = model.cnn(torch.rand(5, 1, 28, 28))
+    assert logits.shape == (5, 10) and logits.dtype == torch.float32
+    with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):
+        model.cnn(torch.rand(5, 28, 28))
+
+
+def test_head_forward_shape_dtype_and_final_sum(model):
+    logits = torch.randn(4, 7, 10)
+    lengths = torch.tensor([7, 1, 3, 5])
+    with torch.no_grad():
+        running = model.head_forward(logits, lengths)
+    assert running.shape == (4, 7) and running.dtype == torch.float64
+    assert torch.equal(final_sums(running, lengths), running[torch.arange(4), lengths - 1])
+    with pytest.raises(ValueError, match=r"\(N, L, 10\)"):
+        model.head_forward(torch.randn(4, 7), lengths)
+
+
+def test_heads_are_causal(model):
+    """Padding after a sequence's end must not change its running sum (no packing needed)."""
+    torch.manual_seed(1)
+    a = torch.randn(2, 6, 10)
+    b = a.clone()
+    b[:, 3:] = torch.randn(2, 3, 10) * 5  # different "padding" after position 3
+    lengths = torch.tensor([3, 3])
+    with torch.no_grad():
+        ra, rb = model.head_forward(a, lengths), model.head_forward(b, lengths)
+    assert torch.allclose(ra[:, :3], rb[:, :3])
+    assert not torch.allclose(ra[:, 3:], rb[:, 3:]) or model.config.head == "argmax-sum"
+
+
+def test_untrained_lstm_head_is_the_argmax_sum_and_counts_whole_digits():
+    """The readout starts at zero, so the untrained (hard) head adds the CNN's argmax digits: exact integers."""
+    model = DigitSumModel(ModelConfig(head="lstm")).eval()
+    logits = torch.randn(3, 5, 10) * 3
+    with torch.no_grad():
+        running = model.head_forward(logits, torch.tensor([5, 5, 5]))
+    assert torch.equal(running, logits.argmax(-1).double().cumsum(1))
+
+
+def test_hard_lstm_head_passes_gradients_straight_through():
+    model = DigitSumModel(ModelConfig(head="lstm"))
+    logits = torch.randn(2, 4, 10)
+    running = model.head_forward(logits, torch.tensor([4, 4]))
+    assert torch.equal(running, running.round())  # integer forward values ...
+    running[:, -1].sum().backward()
+    assert model.head.readout.weight.grad.abs().sum() > 0  # ... yet the head still learns
+
+
+def test_soft_lstm_head_adds_expected_digit_values():
+    model = DigitSumModel(ModelConfig(head="lstm", hard=False)).eval()
+    logits = torch.randn(2, 3, 10)
+    with torch.no_grad():
+        running = model.head_forward(logits, torch.tensor([3, 3]))
+        probs = (model.head.sharpness * logits.log_softmax(-1)).softmax(-1)
+    assert torch.allclose(running, (probs * torch.arange(10.0)).sum(-1).double().cumsum(1), atol=1e-4)
+
+
+def test_argmax_sum_head_sums_argmax_digits():
+    model = DigitSumModel(ModelConfig(head="argmax-sum")).eval()
+    digits = torch.tensor([[3, 9, 0, 4], [7, 7, 1, 2]])
+    logits = torch.nn.functional.one_hot(digits, 10).float() * 10
+    running = model.head_forward(logits, torch.tensor([4, 2]))
+    assert running[0].tolist() == [3, 12, 12, 16]
+    assert final_sums(running, torch.tensor([4, 2])).tolist() == [16, 14]
+
+
+def test_ensemble_averages_member_log_probabilities():
+    torch.manual_seed(0)
+    model = DigitSumModel(ModelConfig(members=3, widths=[4, 8, 8])).eval()
+    x = torch.rand(4, 1, 28, 28)
+    out = model.cnn(x)
+    members = model.cnn.member_logits(x)
+    assert members.shape == (3, 4, 10)
+    assert torch.allclose(out, members.log_softmax(-1).mean(0), atol=1e-6)
+
+
+def test_full_forward_runs_cnn_then_head():
+    model = DigitSumModel(ModelConfig(widths=[4, 8, 8])).eval()
+    images = torch.rand(2, 3, 28, 28)
+    with torch.no_grad():
+        sums, running, logits = model(images, torch.tensor([3, 2]))
+    assert sums.shape == (2,) and running.shape == (2, 3) and logits.shape == (2, 3, 10)
+
+
+def test_model_config_validation_and_round_trip():
+    cfg = ModelConfig(head="deepsets", widths=[8, 16, 32], members=2)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="head"):
+        ModelConfig(head="transformer")
+    with pytest.raises(ValueError, match="widths"):
+        ModelConfig(widths=[8, 16])
+    with pytest.raises(ValueError, match="unknown"):
+        ModelConfig.from_dict({**cfg.to_dict(), "colour": "blue"})
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(ValueError, match="device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="not available"):
+            resolve_device("cuda")
