@@ -175,7 +175,10 @@ class FinalStateLSTMHead(nn.Module):
 
 
 class DeepSetsHead(nn.Module):
-    """"deepsets": rho(sum_t phi(x_t)) with a linear rho; running = rho of the cumulative pooled sum."""
+    """"deepsets": rho(sum_t phi(p_t)) with a linear rho; running = rho of the cumulative pooled sum.
+
+    phi reads the digit probabilities p_t (bounded, unlike log-probabilities, so the MLP trains quickly).
+    """
 
     def __init__(self, embed: int):
         super().__init__()
@@ -183,7 +186,7 @@ class DeepSetsHead(nn.Module):
         self.rho = nn.Linear(embed, 1)
 
     def forward(self, digit_logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        pooled = self.phi(digit_logits.float().log_softmax(-1)).double().cumsum(1)
+        pooled = self.phi(digit_logits.float().softmax(-1)).double().cumsum(1)
         return (pooled @ self.rho.weight.double().t()).squeeze(-1) + self.rho.bias.double()
 
 

@@ -58,7 +58,10 @@ def train_comparison_head(head: str, checkpoint_dir: Path) -> None:
     from core.train import make_config, train
 
     print(f"training the {head} head on the default CNN ...", flush=True)
-    config = make_config("default", head=head, epochs_cnn=0, init_cnn=str(checkpoint_dir / "default.pt"))
+    # 20 head epochs: the comparison heads start from scratch (the lstm head starts at the argmax sum).
+    epochs = 20 if head in ("lstm-final", "deepsets") else 0
+    config = make_config("default", head=head, epochs_cnn=0, epochs_head=epochs,
+                         init_cnn=str(checkpoint_dir / "default.pt"))
     train(config, out_path=checkpoint_for(head, checkpoint_dir))
 
 
