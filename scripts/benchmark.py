@@ -198,7 +198,10 @@ def main(argv=None) -> int:
     if args.dashboard:
         from scripts.dashboard_timing import time_dashboard
 
-        report["dashboard"] = time_dashboard()
+        try:
+            report["dashboard"] = time_dashboard()
+        except Exception as exc:  # noqa: BLE001 - the model figures above must still be written
+            report["notes"].append(f"Dashboard timing failed: {exc}")
     out = Path(args.out)
     write_text_atomic(out.with_suffix(".json"), json.dumps(report, indent=2, default=float))
     write_text_atomic(out.with_suffix(".md"), render_markdown(report))

@@ -51,27 +51,27 @@ def wait_for_health(port: int, timeout: float = 60) -> None:
 
 
 WATCH_JS = """() => {
-    window.__sawRun = false;
-    const app = document.querySelector("[data-testid='stApp']");
-    new MutationObserver(() => {
-        if (app.getAttribute("data-test-script-state") === "running") window.__sawRun = true;
-    }).observe(app, {attributes: true});
+    window.__clicked = performance.now();
+    window.__last = window.__clicked;
+    window.__observer?.disconnect();
+    window.__observer = new MutationObserver(() => { window.__last = performance.now(); });
+    window.__observer.observe(document.body, {attributes: true, childList: true, subtree: true, characterData: true});
 }"""
-DONE_JS = """() => window.__sawRun && document.querySelector("[data-testid='stApp']")
-    .getAttribute("data-test-script-state") === 'notRunning'"""
+SETTLED_JS = """() => document.querySelector("[data-testid='stApp']").getAttribute("data-test-script-state") === "notRunning"
+    && performance.now() - window.__last > 400"""
 
 
 def timed_rerun(page, action) -> float:
-    """Seconds from `action()` (a click) until the rerun it caused has finished.
+    """Seconds from `action()` (a click) until the page stopped changing.
 
-    A MutationObserver notes the moment the app enters "running", so a fast rerun is neither missed
-    nor padded by a fixed wait.
+    A MutationObserver stamps every DOM change; once the app is idle and nothing has changed for
+    0.4 s, the time of the last change is when the rerun finished rendering. This neither misses a
+    fast rerun (React may batch its running/notRunning states into one) nor counts the quiet period.
     """
     page.evaluate(WATCH_JS)
-    start = time.perf_counter()
     action()
-    page.wait_for_function(DONE_JS, timeout=120_000, polling=10)
-    return time.perf_counter() - start
+    page.wait_for_function(SETTLED_JS, timeout=120_000, polling=20)
+    return page.evaluate("() => (window.__last - window.__clicked) / 1000")
 
 
 def time_dashboard() -> dict[str, float]:
