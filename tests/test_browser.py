@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.dashboard_timing import CHROMIUM_ARGS, free_port  # shared with the benchmark
 from tests.test_pages import dashboard_checkpoint_dir
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -27,8 +27,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
 OUTPUT = REPO / "tests" / "output"
 DOCS = REPO / "docs" / "screenshots"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 RUNNING = "[data-testid='stApp'][data-test-script-state='running']"
 # The README's screenshots: page title in the navigation -> file name.
@@ -36,11 +34,6 @@ README_PAGES = {"Overview": "overview", "Error analysis": "errors", "Sequence in
                 "Generator": "generator"}
 EVAL_SET = "lengths=1-10,20,50,100&per_length=40&seed=0"  # a small set keeps the module quick
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,12 +18,11 @@ from pathlib import Path
 import pytest
 
 from core import runs
+from scripts.dashboard_timing import CHROMIUM_ARGS, free_port  # shared with the benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 SHOTS = REPO / "tests" / "output" / "browser"
 CHROMIUM = shutil.which("chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -32,11 +30,6 @@ if CHROMIUM is None:
     pytest.skip("Debian chromium is not installed (`make test` installs it when run as root)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
