@@ -165,6 +165,25 @@ def worst_sequences(df: pd.DataFrame, n: int = 20) -> pd.DataFrame:
     return df.sort_values(["abs_error", "length"], ascending=[False, False]).head(n)
 
 
+HEADLINE_EXTRAPOLATION = {100: 1000, 1000: 100}  # length -> sequences (100k digits each)
+
+
+def headline_figures(predictor) -> dict[str, float]:
+    """The figures a checkpoint is judged by, on test images: the original protocol's MAE and
+    exact-match, CNN digit accuracy, and MAE / exact-match at lengths 100 and 1000."""
+    images, labels = split_arrays(load_mnist(), "test")
+    proto = ORIGINAL_PROTOCOL
+    seqs = generate_sequences("test", proto["count"], proto["length"], seed=proto["seed"], labels=labels)
+    overall = summary(evaluate_sequences(predictor, seqs, images))
+    out = {"protocol_mae": overall["mae"], "protocol_exact": overall["exact_acc"],
+           "digit_acc": digit_accuracy(predictor)}
+    for length, count in HEADLINE_EXTRAPOLATION.items():
+        seqs = generate_sequences("test", count, length, seed=proto["seed"] + length, labels=labels)
+        stats = summary(evaluate_sequences(predictor, seqs, images))
+        out[f"mae_{length}"], out[f"exact_{length}"] = stats["mae"], stats["exact_acc"]
+    return out
+
+
 def digit_accuracy(predictor, split: str = "test") -> float:
     """The CNN's accuracy on every image of `split` (one pass, through the public predictor API)."""
     images, labels = split_arrays(load_mnist(), split)

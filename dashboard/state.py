@@ -216,24 +216,9 @@ def generated_row(path: Path, spec: SequenceSpec) -> pd.Series:
 
 # --------------------------------------------------------------------------- headline figures
 
-PROTOCOL_EXTRAPOLATION = {100: 1000, 1000: 100}  # length -> sequences (100k digits each)
-
-
 @st.cache_data(show_spinner="Measuring the headline figures…", max_entries=6)
 def _headlines(path: str, mtime: float) -> dict[str, float]:
-    p = _predictor(path, mtime)
-    images, labels = test_split()
-    proto = evaluate.ORIGINAL_PROTOCOL
-    seqs = generate_sequences("test", proto["count"], proto["length"], seed=proto["seed"],
-                              labels=labels)
-    overall = evaluate.summary(evaluate.evaluate_sequences(p, seqs, images))
-    out = {"protocol_mae": overall["mae"], "protocol_exact": overall["exact_acc"],
-           "digit_acc": evaluate.digit_accuracy(p)}
-    for length, count in PROTOCOL_EXTRAPOLATION.items():
-        seqs = generate_sequences("test", count, length, seed=proto["seed"] + length, labels=labels)
-        stats = evaluate.summary(evaluate.evaluate_sequences(p, seqs, images))
-        out[f"mae_{length}"], out[f"exact_{length}"] = stats["mae"], stats["exact_acc"]
-    return out
+    return evaluate.headline_figures(_predictor(path, mtime))
 
 
 _MEASURED: set[tuple[str, float]] = set()  # checkpoint versions measured by this server process

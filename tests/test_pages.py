@@ -91,11 +91,10 @@ def test_overview_headlines_metadata_and_sidebar(env):
 
 def test_overview_measures_missing_headlines(env, monkeypatch):
     from core import evaluate
-    from dashboard import state
 
     # The real protocol is 20,000 sequences; a few hundred exercise the same path quickly.
     monkeypatch.setitem(evaluate.ORIGINAL_PROTOCOL, "count", 200)
-    monkeypatch.setattr(state, "PROTOCOL_EXTRAPOLATION", {100: 5, 1000: 2})
+    monkeypatch.setattr(evaluate, "HEADLINE_EXTRAPOLATION", {100: 5, 1000: 2})
     at = open_page("pages/overview.py")
     # The button appears only while a figure is missing (neither in the metadata nor a benchmark).
     for measure in [b for b in at.button if b.label.startswith("Measure the")]:
