@@ -71,7 +71,7 @@ def checkpoint_for(head: str, checkpoint_dir: Path) -> Path:
 
 def train_comparison_head(head: str, checkpoint_dir: Path) -> None:
     """Train `head` on the shipped default's CNN (phase 2 only), so the heads differ in nothing else."""
-    from core.train import make_config, train
+    from core.training import make_config, train
 
     print(f"training the {head} head on the default CNN ...", flush=True)
     # 20 head epochs: the comparison heads start from scratch (the lstm head starts at the argmax sum).

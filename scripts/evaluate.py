@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 from core import load_predictor
-from core.checkpoint import CheckpointError
 from core.evaluate import by_length, evaluation_set, summary
 from core.io import write_text_atomic
+from core.model.checkpoint import CheckpointError
 from core.sequences import parse_lengths
 
 

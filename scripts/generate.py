@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 from core import load_predictor
-from core.checkpoint import CheckpointError
 from core.data import load_mnist, split_arrays
 from core.evaluate import evaluate_sequences
 from core.images import png_bytes, strip_image
 from core.io import write_bytes_atomic, write_text_atomic
+from core.model.checkpoint import CheckpointError
 from core.sequences import generate_sequences
 
 

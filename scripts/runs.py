@@ -18,7 +18,7 @@ import argparse
 import json
 import sys
 
-from core import runs
+from core.runs import api as runs
 
 # Trainer overrides: (flag, type, help). Values are checked by core.train (one place for ranges).
 OVERRIDES = [

@@ -13,12 +13,10 @@ import os
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     from core.model import DEVICES, HEADS
-    from core.train import PRESETS
+    from core.training import PRESETS
 
     p = argparse.ArgumentParser(prog="python -m scripts.train", description=__doc__.splitlines()[0])
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
@@ -43,8 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from core.checkpoint import CheckpointError
-    from core.train import TrainingInterrupted, make_config, train
+    from core.model.checkpoint import CheckpointError
+    from core.paths import CHECKPOINTS_DIR
+    from core.training import TrainingInterrupted, make_config, train
 
     overrides = {"head": args.head, "epochs_cnn": args.epochs_cnn, "epochs_head": args.epochs_head,
                  "epochs_joint": args.epochs_joint, "min_len": args.min_len, "max_len": args.max_len,
@@ -58,7 +57,7 @@ def main(argv=None) -> int:
     if args.resume and args.run_dir is None:
         print("error: --resume needs --run-dir (the directory holding resume.pt)", file=sys.stderr)
         return 2
-    out = args.out or REPO_ROOT / "checkpoints" / f"{args.preset}.pt"
+    out = args.out or CHECKPOINTS_DIR / f"{args.preset}.pt"
     rank0 = os.environ.get("RANK", "0") == "0"
     try:
         metrics = train(config, out_path=out, run_dir=args.run_dir, resume=args.resume,

@@ -6,7 +6,8 @@ import os
 import pytest
 import torch
 
-from core.checkpoint import (
+from core.model import DigitSumModel, ModelConfig
+from core.model.checkpoint import (
     FORMAT,
     CheckpointError,
     load_checkpoint,
@@ -15,7 +16,6 @@ from core.checkpoint import (
     save_checkpoint,
     sidecar_path,
 )
-from core.model import DigitSumModel, ModelConfig
 
 CONFIG = ModelConfig(head="lstm", widths=[4, 8, 8])
 

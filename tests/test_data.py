@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from core import data
+from core.data import mnist as data
 from core.data import MNIST, DataError, load_mnist, parse_idx, split_arrays
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.checkpoint import load_checkpoint
+from core.model.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 

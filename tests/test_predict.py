@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-import core.predict as predict_module
+import core.predict.predictor as predict_module
 from core import load_predictor
-from core.checkpoint import save_checkpoint
 from core.model import DigitSumModel, ModelConfig
+from core.model.checkpoint import save_checkpoint
 from core.predict import Prediction, dedup_images
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from core import runs, runs_supervisor
-from core import runs_db as db
-from core import runs_proc as proc
+from core.runs import api as runs
+from core.runs import process as proc
+from core.runs import registry as db
+from core.runs import supervisor as runs_supervisor
 from scripts import runs as cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -243,7 +244,7 @@ def test_smoke_run_succeeds_through_the_cli(registry):
     assert Path(run.checkpoint).is_file() and run.checkpoint == str(registry / run_id / "model.pt")
     assert (registry / run_id / "metrics.jsonl").exists() and "scripts.train" in runs.log_tail(run_id, 500)
     assert [c["run_id"] for c in runs.list_checkpoints()] == [run_id]
-    from core.checkpoint import read_metadata
+    from core.model.checkpoint import read_metadata
     assert read_metadata(run.checkpoint)["preset"] == "smoke"
 
 

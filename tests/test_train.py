@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from core import load_predictor
-from core.checkpoint import load_checkpoint
-from core.train import PRESETS, TrainConfig, make_config
-from core.trainer import augment, one_cycle, step_seed
+from core.model.checkpoint import load_checkpoint
+from core.training import PRESETS, TrainConfig, make_config
+from core.training.loop import augment, one_cycle, step_seed
 
 REPO = Path(__file__).resolve().parent.parent
 RECORD_KEYS = {"time", "step", "phase", "epoch", "epochs", "loss", "val_mae", "val_digit_acc", "elapsed", "eta", "progress"}

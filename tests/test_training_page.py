@@ -15,11 +15,11 @@ import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import runs
-from core import runs_db as db
-from core import runs_proc as proc
-from core.checkpoint import save_checkpoint
 from core.model import DigitSumModel, ModelConfig
+from core.model.checkpoint import save_checkpoint
+from core.runs import api as runs
+from core.runs import process as proc
+from core.runs import registry as db
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 

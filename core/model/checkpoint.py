@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
+from core.io import atomic_write
 from core.model import HEADS, DigitSumModel, ModelConfig
 
 FORMAT = "digitsum-checkpoint"
@@ -35,29 +34,6 @@ METADATA_KEYS = ("format_version", "model_config", "head", "train_lengths", "dat
 
 class CheckpointError(RuntimeError):
     """A checkpoint could not be used; the message names the file and the problem."""
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call write(tmp_path) on a temporary file in the target directory, then os.replace it into place.
-
-    A reader never sees a half-written file, and a crash leaves the old file intact.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:

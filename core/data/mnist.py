@@ -9,9 +9,7 @@ in order, from:
      unpickler that only admits numpy array reconstruction.
 Every source is checked (shapes, dtypes, label histograms) before the cache is written atomically.
 
-The splits live here too, in one place: train = MNIST train[:55000], val = MNIST train[55000:],
-test = MNIST test. Training sequences come from train, model selection uses val, every reported
-figure uses test.
+The splits are defined in core/data/splits.py.
 """
 
 from __future__ import annotations
@@ -30,11 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from core.paths import data_dir
+
 CACHE_NAME = "mnist.npz"
 
-SPLITS = ("train", "val", "test")
-TRAIN_SIZE = 55_000  # train = x_train[:55000]; val = x_train[55000:]
 
 # The official label histograms: a cheap, strong check that a source is really MNIST, in order.
 TRAIN_HISTOGRAM = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -68,18 +65,7 @@ class MNIST:
 def resolve_data_dir(override: str | os.PathLike | None = None) -> Path:
     if override is not None:
         return Path(override)
-    return Path(os.environ.get("DIGITSUM_DATA_DIR") or REPO_ROOT / "data")
-
-
-def split_arrays(mnist: MNIST, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(images, labels) of one split, as views: train = train[:55000], val = train[55000:], test."""
-    if split == "train":
-        return mnist.x_train[:TRAIN_SIZE], mnist.y_train[:TRAIN_SIZE]
-    if split == "val":
-        return mnist.x_train[TRAIN_SIZE:], mnist.y_train[TRAIN_SIZE:]
-    if split == "test":
-        return mnist.x_test, mnist.y_test
-    raise ValueError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
+    return data_dir()
 
 
 def mnist_checksum(mnist: MNIST) -> str:

@@ -1,4 +1,4 @@
-"""Detached per-device supervisor: `python -m core.runs_supervisor DEVICE`.
+"""Detached per-device supervisor: `python -m core.runs.supervisor DEVICE`.
 
 core.runs.launch()/resume() start one (and so does a status read that finds a queue nobody
 serves, e.g. after a reboot). It holds runs/<DEVICE>.lock while it drains that device's queue,
@@ -19,9 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-from core import runs
-from core import runs_db as db
-from core import runs_proc as proc
+from core.paths import REPO_ROOT
+from core.runs import api as runs
+from core.runs import registry as db
+from core.runs import process as proc
 
 POLL_S = 0.5       # how quickly a cancel request or new metrics line is noticed
 BUSY_WAIT_S = 2.0  # re-check interval while an orphaned trainer still holds the device
@@ -106,7 +107,7 @@ def _run_one(run_id: str) -> None:
         log.flush()
         try:
             child = subprocess.Popen(
-                cmd, cwd=db.REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                cmd, cwd=REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)  # own process group: cancel signals all of it
         except OSError as exc:
@@ -168,7 +169,7 @@ def _say(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or argv[0] not in runs.DEVICES[1:]:
-        print(f"usage: python -m core.runs_supervisor {{{','.join(runs.DEVICES[1:])}}}",
+        print(f"usage: python -m core.runs.supervisor {{{','.join(runs.DEVICES[1:])}}}",
               file=sys.stderr)
         return 2
     supervise(argv[0])

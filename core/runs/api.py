@@ -3,7 +3,7 @@
 Why this shape:
 - The dashboard never trains in-process, and a run must outlive the Streamlit server or the CLI
   that launched it. launch() therefore only records a *queued* row and spawns a small detached
-  supervisor (`python -m core.runs_supervisor DEVICE`, in its own session). The supervisor holds an
+  supervisor (`python -m core.runs.supervisor DEVICE`, in its own session). The supervisor holds an
   flock on runs/<device>.lock while it drains that device's queue one run at a time, so at most one
   run is running per device and a queued run starts with no browser open.
 - The trainer (`python -m scripts.train`, or torchrun for several processes) gets its own process
@@ -30,10 +30,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
-from core import runs_db as db
-from core import runs_proc as proc
-from core.runs_db import (  # noqa: F401  (re-exported: the state machine is part of the API)
-    REPO_ROOT,
+from core.paths import REPO_ROOT
+from core.runs import registry as db
+from core.runs import process as proc
+from core.runs.registry import (  # noqa: F401  (re-exported: the state machine is part of the API)
     STATUSES,
     TERMINAL,
     TRANSITIONS,
@@ -103,7 +103,7 @@ def validate_config(config: Mapping) -> dict:
                          f"{list(OVERRIDE_KEYS) + ['device']}")
     if options.get("device", "auto") not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {options['device']!r}")
-    from core.train import make_config  # lazy: pulls in torch, which the CLI's `list` never needs
+    from core.training import make_config  # lazy: pulls in torch, which the CLI's `list` never needs
     try:
         return dataclasses.asdict(make_config(preset, **options))
     except (KeyError, TypeError) as exc:  # make_config should raise ValueError; be safe
@@ -112,7 +112,7 @@ def validate_config(config: Mapping) -> dict:
 
 def presets() -> dict[str, dict]:
     """{name: full config} of core.train's presets, for forms that show each preset's values."""
-    from core.train import PRESETS
+    from core.training import PRESETS
     return {name: dataclasses.asdict(cfg) for name, cfg in PRESETS.items()}
 
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from core.model import DEVICES, HEADS, ModelConfig
-from core.trainer import Trainer, TrainingInterrupted
+from core.training.loop import Trainer, TrainingInterrupted
 
-__all__ = ["PRESETS", "TrainConfig", "TrainingInterrupted", "make_config", "train"]
+__all__ = ["OVERRIDES", "OVERRIDE_FIELDS", "Override", "PRESETS", "TrainConfig", "TrainingInterrupted", "add_override_flags",
+           "flag", "make_config", "override_argv", "overrides_from_args", "train"]
 
 
 @dataclass
@@ -90,6 +91,62 @@ PRESETS: dict[str, TrainConfig] = {
     "full": TrainConfig(preset="full", epochs_cnn=40, epochs_head=8, epochs_joint=2, batch_size=256, lr=0.2,
                         members=3, head_steps=500),
 }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Override:
+    """A TrainConfig field that a user may set from a CLI or the UI: `--epochs-cnn 3`."""
+
+    field: str
+    type: type
+    help: str
+    choices: tuple | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+
+# The one list of overridable fields. scripts.train, scripts.runs, run launch validation and the
+# supervisor's command line are all derived from it.
+OVERRIDES: tuple[Override, ...] = (
+    Override("head", str, "sequence head (default: the preset's, lstm)", HEADS),
+    Override("epochs_cnn", int, "phase 1 epochs: the CNN on digit labels"),
+    Override("epochs_head", int, "phase 2 epochs: the head on sum labels (cached CNN logits)"),
+    Override("epochs_joint", int, "phase 3 epochs: CNN and head fine-tuned jointly"),
+    Override("min_len", int, "shortest training sequence (default 1)"),
+    Override("max_len", int, "longest training sequence (default 10)"),
+    Override("lr", float, "peak learning rate of the CNN (one-cycle)"),
+    Override("batch_size", int, "CNN images per step (global across DDP ranks)"),
+    Override("device", str, "auto: cuda, then mps, then cpu", DEVICES),
+    Override("seed", int, "random seed (the whole run is reproducible from it)"),
+    Override("init_cnn", str, "start from this checkpoint's CNN (with --epochs-cnn 0: train only a head)"),
+)
+OVERRIDE_FIELDS = tuple(o.field for o in OVERRIDES)
+
+
+def flag(field_name: str) -> str:
+    """The CLI flag of a TrainConfig field: epochs_cnn -> --epochs-cnn (how errors name a setting)."""
+    return "--" + field_name.replace("_", "-")
+
+
+def add_override_flags(parser) -> None:
+    """Add one argparse flag per OVERRIDES entry (default None: keep the preset's value)."""
+    for o in OVERRIDES:
+        parser.add_argument(o.flag, dest=o.field, type=o.type, choices=o.choices, default=None, help=o.help)
+
+
+def overrides_from_args(args) -> dict:
+    """The overrides an argparse namespace sets (flags left out are not included)."""
+    return {o.field: getattr(args, o.field) for o in OVERRIDES if getattr(args, o.field, None) is not None}
+
+
+def override_argv(overrides: dict) -> list[str]:
+    """Overrides back to flags, for a trainer started as a subprocess: {"lr": 0.1} -> ["--lr", "0.1"]."""
+    unknown = sorted(set(overrides) - set(OVERRIDE_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown training option(s) {unknown}; expected any of {list(OVERRIDE_FIELDS)}")
+    return [arg for name, value in overrides.items() if value is not None for arg in (flag(name), str(value))]
 
 
 def make_config(preset: str, **overrides) -> TrainConfig:

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from core import paths
+
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 # The state machine. failed/cancelled -> queued is resume(); succeeded is final.
@@ -99,7 +100,7 @@ def check_transition(old: str, new: str) -> None:
 # --- storage -------------------------------------------------------------------------------------
 def runs_dir() -> Path:
     """runs/ under the repo root; DIGITSUM_RUNS_DIR overrides it (tests use a temp dir)."""
-    return Path(os.environ.get("DIGITSUM_RUNS_DIR") or REPO_ROOT / "runs").resolve()
+    return paths.runs_dir()
 
 
 def db_path() -> Path:

@@ -28,8 +28,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from core import __version__
-from core.checkpoint import atomic_write, save_checkpoint
+from core.io import atomic_write
 from core.model import DigitSumModel, final_sums, resolve_device
+from core.model.checkpoint import save_checkpoint
+from core.paths import REPO_ROOT
 
 PHASES = ("cnn", "head", "joint")
 
@@ -81,7 +83,7 @@ def to_float(images_uint8: np.ndarray | torch.Tensor, device) -> torch.Tensor:
 def code_version() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+                             cwd=REPO_ROOT)  # fmt: skip
         sha = out.stdout.strip() if out.returncode == 0 else ""
     except (OSError, subprocess.SubprocessError):
         sha = ""
@@ -137,7 +139,7 @@ class Trainer:
         self.total_units = sum(e * s * w for e, s, w in self.units.values()) or 1.0
 
     def _load_cnn(self, path: str) -> None:
-        from core.checkpoint import CheckpointError, load_checkpoint
+        from core.model.checkpoint import CheckpointError, load_checkpoint
 
         state, _ = load_checkpoint(path)
         cnn_state = {k[len("cnn."):]: v for k, v in state.items() if k.startswith("cnn.")}

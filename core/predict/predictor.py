@@ -18,15 +18,13 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from core.checkpoint import load_model
 from core.model import DigitSumModel, resolve_device
-
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default.pt"
+from core.model.checkpoint import load_model
+from core.paths import DEFAULT_CHECKPOINT
 
 CNN_CHUNK = 256  # images per CNN forward: bounds memory whatever N*L is (and is fastest on CPU)
 HEAD_POSITIONS = 200_000  # sequence positions per head forward (padded N*L): bounds LSTM memory

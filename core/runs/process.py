@@ -73,13 +73,13 @@ def reap_children() -> None:
 
 
 def spawn_supervisor(device: str, runs_dir: Path, repo_root: Path) -> None:
-    """Start `python -m core.runs_supervisor DEVICE`, detached. It exits at once if another
+    """Start `python -m core.runs.supervisor DEVICE`, detached. It exits at once if another
     supervisor already drains that device's queue, so spawning one too many is harmless."""
     reap_children()
     env = {**os.environ, "DIGITSUM_RUNS_DIR": str(runs_dir)}
     with open(runs_dir / f"supervisor-{device}.log", "ab") as out:
         _CHILDREN.append(subprocess.Popen(
-            [sys.executable, "-m", "core.runs_supervisor", device], cwd=repo_root, env=env,
+            [sys.executable, "-m", "core.runs.supervisor", device], cwd=repo_root, env=env,
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True))
 

@@ -13,7 +13,8 @@ import pandas as pd
 import streamlit as st
 from _bootstrap import router_guard  # first: puts the repo root on sys.path
 
-from core import evaluate, runs
+from core import evaluate
+from core.runs import api as runs
 from dashboard import state
 from dashboard.theme import COLORS
 

@@ -1,0 +1,60 @@
+"""The digit encoder: a small BN CNN per image, and an ensemble that averages its members."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from core.model.config import ModelConfig
+
+
+def _conv_bn(ci: int, co: int, k: int = 3) -> list[nn.Module]:
+    return [nn.Conv2d(ci, co, k, padding=k // 2, bias=False), nn.BatchNorm2d(co), nn.ReLU(inplace=True)]
+
+
+class DigitCNN(nn.Module):
+    """28x28 -> 10 logits. BN conv blocks, two 2x poolings, global average pooling.
+
+    Sized for a 2-core CPU (about 22 MMAC per image at widths 32-64-128): the cheap 5x5 stem works at
+    full resolution with one input channel, and the wider 3x3 convs run at 14x14 and 7x7.
+    """
+
+    def __init__(self, widths: list[int], dropout: float):
+        super().__init__()
+        a, b, c = widths
+        self.features = nn.Sequential(
+            *_conv_bn(1, a, 5), nn.MaxPool2d(2),
+            *_conv_bn(a, b), *_conv_bn(b, b), nn.MaxPool2d(2),
+            *_conv_bn(b, c), *_conv_bn(c, c),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )  # fmt: skip
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(c, 10))
+        self.to(memory_format=torch.channels_last)  # weights too, not just inputs: ~25% faster on CPU
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class CNNEnsemble(nn.Module):
+    """Averages the log-probabilities of independent DigitCNN members (a single member is the plain CNN).
+
+    forward returns (B, 10) logits (for several members: the averaged log-probabilities, which are
+    valid logits). Training gives each member its own loss through member_logits (M, B, 10).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.members = nn.ModuleList(DigitCNN(cfg.widths, cfg.dropout) for _ in range(cfg.members))
+
+    def member_logits(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
+        return torch.stack([m(x) for m in self.members])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1:] != (1, 28, 28):
+            raise ValueError(f"CNN input must be (B, 1, 28, 28), got {tuple(x.shape)}")
+        x = x.contiguous(memory_format=torch.channels_last)  # faster oneDNN convs on CPU
+        if len(self.members) == 1:
+            return self.members[0](x)
+        return self.member_logits(x).float().log_softmax(-1).mean(0)
+
