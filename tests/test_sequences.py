@@ -95,3 +95,66 @@ def test_real_splits_never_leak():
     np.testing.assert_array_equal(train.images(train_images)[0], mnist.x_train[train.sequence(0)[0]])
     test = generate_sequences("test", 500, 10, seed=9)
     np.testing.assert_array_equal(mnist.y_test[test.indices], test.digits)
+
+
+# --- uniformity of the sum-constrained sampler ------------------------------------------------------
+
+def exact_counts(length: int, digits=range(10)) -> dict[int, int]:
+    """{sum: number of sequences of `length` digits with that sum}, by plain integer dynamic programming."""
+    counts = {0: 1}
+    for _ in range(length):
+        nxt: dict[int, int] = {}
+        for s, c in counts.items():
+            for d in digits:
+                nxt[s + d] = nxt.get(s + d, 0) + c
+        counts = nxt
+    return counts
+
+
+def first_digit_law(length: int, target: int) -> np.ndarray:
+    """P(first digit = d) over all sequences of `length` digits summing to `target`: exact counts."""
+    rest = exact_counts(length - 1)
+    ways = np.array([rest.get(target - d, 0) for d in range(10)], dtype=float)
+    return ways / ways.sum()
+
+
+def assert_frequencies(observed: np.ndarray, expected: np.ndarray, draws: int) -> None:
+    """Every frequency within 5 standard errors of its exact probability."""
+    tolerance = 5 * np.sqrt(expected * (1 - expected) / draws) + 1e-9
+    assert np.all(np.abs(observed - expected) <= tolerance), (observed.round(4), expected.round(4))
+
+
+def test_target_sum_sampler_is_uniform_over_all_sequences():
+    # Length 10, sum 45: the first digit is 0 (or 9) in 9.26% of all such sequences. The old sampler,
+    # uniform over the digits that could still reach the target, gave 0 or 9 in 11.7% of draws.
+    draws = 60_000
+    seqs = generate_sequences("train", draws, 10, seed=11, target_sum=45, labels=RNG_LABELS)
+    expected = first_digit_law(10, 45)
+    assert abs(expected[0] - 0.0926) < 1e-3
+    for position in (0, 9):  # no position is special
+        assert_frequencies(np.bincount(seqs.digits[:, position], minlength=10) / draws, expected, draws)
+
+
+def test_sum_range_weights_each_sum_by_its_number_of_sequences():
+    draws = 40_000
+    seqs = generate_sequences("train", draws, 4, seed=12, sum_range=(0, 6), labels=RNG_LABELS)
+    counts = exact_counts(4)
+    expected = np.array([counts[s] for s in range(7)], dtype=float)
+    expected /= expected.sum()  # 1, 4, 10, 20, 35, 56, 84 sequences: sum 6 is 84 times as likely as sum 0
+    assert_frequencies(np.bincount(seqs.sums, minlength=7) / draws, expected, draws)
+
+
+def test_long_sequences_beyond_the_count_table_are_uniform_too(monkeypatch):
+    # Beyond the table, a tilted prefix plus an exact suffix: shrink the table to check it exactly.
+    from core.data import sequences as module
+
+    monkeypatch.setattr(module, "EXACT_TABLE_MAX", 3)
+    monkeypatch.setattr(module, "_TABLES", {})
+    draws = 40_000
+    seqs = generate_sequences("train", draws, 8, seed=13, target_sum=20, labels=RNG_LABELS)
+    assert (seqs.sums == 20).all()
+    expected = first_digit_law(8, 20)
+    for position in (0, 7):  # prefix (tilted) and suffix (exact) positions
+        assert_frequencies(np.bincount(seqs.digits[:, position], minlength=10) / draws, expected, draws)
+    with pytest.raises(ValueError, match="single target sum"):
+        generate_sequences("train", 5, 8, seed=13, sum_range=(10, 20), labels=RNG_LABELS)

@@ -6,16 +6,18 @@ unpadded view of one.
 
 How a sequence is drawn, from a numpy Generator seeded by `seed`:
   1. its length: fixed, or uniform in an inclusive range;
-  2. its digits: uniform over the allowed digits; or, under a sum constraint, a target sum drawn
-     uniformly from the reachable sums in the constraint, then the digits built constructively so
-     the remaining sum always stays reachable (no rejection sampling: length 50 with sum 450 is
-     instant), then shuffled so no position is biased;
+  2. its digits: uniform over the allowed digits; or, under a sum constraint, uniform over all the
+     sequences of that length that meet it: the sum is drawn weighted by how many sequences have
+     it, then each digit weighted by how many ways the rest of the sequence can still be completed
+     (counts kept as logs; no rejection sampling, so length 50 with sum 450 is instant);
   3. for each digit, an image drawn uniformly among the split's images of that digit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+import functools
+import operator
 from functools import lru_cache
 
 import numpy as np
@@ -82,63 +84,147 @@ def _check_sum(target_sum, sum_range) -> tuple[int, int] | None:
     return None
 
 
-# --------------------------------------------------------------------------- reachable sums
+# --------------------------------------------------------------------------- counting completions
 
-@lru_cache(maxsize=8)
-def _reachable(digits: tuple[int, ...], max_len: int) -> np.ndarray:
-    """reach[k, s] is True when s is a sum of exactly k digits from `digits` (k = 0..max_len).
+EXACT_TABLE_MAX = 1000  # longest length with a full table of completion counts (72 MB at 1000)
 
-    Stored as packed bits so length 5000 costs ~28 MB rather than 225 MB.
+
+def _log_counts(digits: tuple[int, ...], max_len: int) -> np.ndarray:
+    """table[k, s] = log(number of sequences of k digits from `digits` that sum to s); -inf if none.
+
+    Logs, because counts reach 10**1000 at length 1000. Row k comes from row k-1 by a log-sum-exp
+    over the allowed digits.
     """
     width = 9 * max_len + 1
-    current = np.zeros(width, dtype=bool)
-    current[0] = True
-    rows = [np.packbits(current)]
-    for _ in range(max_len):
-        nxt = np.zeros(width, dtype=bool)
-        for d in digits:
-            nxt[d:] |= current[: width - d]
-        current = nxt
-        rows.append(np.packbits(current))
-    return np.stack(rows)
+    table = np.full((max_len + 1, width), -np.inf)
+    table[0, 0] = 0.0
+    shifted = np.full((len(digits), width), -np.inf)
+    for k in range(1, max_len + 1):
+        span = 9 * k + 1
+        for i, d in enumerate(digits):
+            shifted[i, :d] = -np.inf
+            shifted[i, d:span] = table[k - 1, : span - d]
+        top = shifted[:, :span].max(axis=0)
+        finite = np.isfinite(top)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            total = np.exp(shifted[:, :span] - np.where(finite, top, 0.0)).sum(axis=0)
+            table[k, :span] = np.where(finite, np.log(total) + top, -np.inf)
+    return table
 
 
-def _is_reachable(reach: np.ndarray, k, s) -> np.ndarray:
-    """Vectorised bit test reach[k, s] (False for negative or out-of-range sums)."""
-    s = np.asarray(s)
-    valid = (s >= 0) & (s < reach.shape[1] * 8)
-    safe = np.where(valid, s, 0)
-    bits = (reach[k, safe >> 3] >> (7 - (safe & 7))) & 1
-    return valid & bits.astype(bool)
+_TABLES: dict[tuple[int, ...], np.ndarray] = {}
 
 
-def _constrained_digits(rng, reach, length: int, count: int, digits, sum_lo: int, sum_hi: int) -> np.ndarray:
-    """count rows of `length` digits whose sum lies in [sum_lo, sum_hi], built step by step.
+def _table(digits: tuple[int, ...], length: int) -> np.ndarray:
+    """The count table of `digits` with at least min(length, EXACT_TABLE_MAX) + 1 rows, kept per digit
+    set and grown by doubling, so a range of lengths builds it once."""
+    table = _TABLES.get(digits)
+    if table is None or table.shape[0] <= min(length, EXACT_TABLE_MAX):
+        size = min(EXACT_TABLE_MAX, max(64, 1 << (int(length) - 1).bit_length()))
+        if len(_TABLES) >= 4:
+            _TABLES.clear()
+        table = _TABLES[digits] = _log_counts(digits, size)
+    return table
 
-    reach: _reachable(digits, L) for any L >= length (row k only depends on k).
+
+def _pick(rng, log_weights: np.ndarray) -> np.ndarray:
+    """One column index per row, drawn with probability proportional to exp(log_weights) (Gumbel-max)."""
+    return (log_weights + rng.gumbel(size=log_weights.shape)).argmax(axis=1)
+
+
+def _exact_suffix(rng, table: np.ndarray, remaining: np.ndarray, length: int, digit_values: np.ndarray) -> np.ndarray:
+    """Rows of `length` digits with the given sums, each uniform over all such sequences: every digit is
+    weighted by the number of ways to complete the rest of the sequence after it."""
+    out = np.empty((len(remaining), length), dtype=np.int64)
+    for position in range(length):
+        rest = remaining[:, None] - digit_values[None, :]
+        left_after = length - position - 1
+        valid = (rest >= 0) & (rest <= 9 * left_after)
+        weights = np.where(valid, table[left_after, np.clip(rest, 0, table.shape[1] - 1)], -np.inf)
+        chosen = digit_values[_pick(rng, weights)]
+        out[:, position] = chosen
+        remaining = remaining - chosen
+    return out
+
+
+def _tilted_prefix(rng, table, digit_values, target: int, length: int, count: int) -> np.ndarray:
+    """Rows longer than the table, all summing to `target`, uniform over all such sequences.
+
+    The first `length - m` digits are drawn i.i.d. from an exponentially tilted digit distribution
+    p(d) ~ exp(theta d), with theta chosen so the mean digit is target / length, and the row is kept
+    with probability ~ C[m, rest] exp(theta rest) (rest: what the last m digits must add up to);
+    the last m digits are then drawn exactly. The probability of a whole row then depends only on
+    its sum, so every sequence with sum `target` is equally likely.
+    """
+    m = table.shape[0] - 1
+    prefix_len = length - m
+    mean = target / length
+    lo, hi = -50.0, 50.0  # bisection for theta: the tilted mean grows with theta
+    for _ in range(100):
+        theta = (lo + hi) / 2
+        w = np.exp(theta * digit_values - (theta * digit_values).max())
+        lo, hi = (theta, hi) if (w * digit_values).sum() / w.sum() < mean else (lo, theta)
+    probs = w / w.sum()
+    rests = np.arange(table.shape[1])
+    accept_log = table[m] + theta * rests  # log C[m, rest] + theta rest, up to a constant
+    accept_log -= accept_log[np.isfinite(accept_log)].max()
+    rows = np.empty((count, length), dtype=np.int64)
+    todo = np.arange(count)
+    while todo.size:
+        prefix = rng.choice(digit_values, size=(todo.size, prefix_len), p=probs)
+        rest = target - prefix.sum(axis=1)
+        ok = (rest >= 0) & (rest < table.shape[1])
+        keep = ok & (np.log(rng.random(todo.size)) < np.where(ok, accept_log[np.clip(rest, 0, rests[-1])], -np.inf))
+        rows[todo[keep], :prefix_len] = prefix[keep]
+        rows[todo[keep], prefix_len:] = _exact_suffix(rng, table, rest[keep], m, digit_values)
+        todo = todo[~keep]
+    return rows
+
+
+@lru_cache(maxsize=8)
+def _reachable_row(digits: tuple[int, ...], length: int) -> np.ndarray:
+    """reach[s]: whether `length` digits from `digits` can sum to s (for lengths beyond the table).
+    Bit s of a Python int marks sum s, so one step is a few shifts and ORs of a 45,000-bit number."""
+    reach = 1
+    for _ in range(length):
+        reach = functools.reduce(operator.or_, (reach << d for d in digits))
+    width = 9 * length + 1
+    bits = np.unpackbits(np.frombuffer(reach.to_bytes((width + 7) // 8, "little"), np.uint8), bitorder="little")
+    return bits[:width].astype(bool)
+
+
+def _log_ways(digits: tuple[int, ...], length: int, sums: np.ndarray) -> np.ndarray:
+    """log(number of sequences of `length` digits with each sum): exact up to EXACT_TABLE_MAX; beyond
+    it only reachability (0 or -inf), which is all a single target sum needs."""
+    if length <= EXACT_TABLE_MAX:
+        return _table(digits, length)[length, sums]
+    return np.where(_reachable_row(digits, length)[sums], 0.0, -np.inf)
+
+
+def _constrained_digits(rng, length: int, count: int, digits, sum_lo: int, sum_hi: int) -> np.ndarray:
+    """count rows of `length` digits whose sum lies in [sum_lo, sum_hi], uniform over all such rows.
+
+    The sum is drawn first, weighted by how many rows have it; then the digits, each weighted by its
+    number of completions (_exact_suffix), or by the tilted scheme beyond the table (_tilted_prefix).
     """
     candidates = np.arange(max(sum_lo, 0), min(sum_hi, 9 * length) + 1)
-    feasible = candidates[_is_reachable(reach, length, candidates)]
-    if feasible.size == 0:
+    log_ways = _log_ways(digits, length, candidates)
+    feasible = np.isfinite(log_ways)
+    if not feasible.any():
         allowed = ",".join(map(str, digits))
         gaps = "; with these digits not every value in between is reachable" if len(digits) < 10 else ""
         raise ValueError(
             f"no sequence of length {length} with digits {{{allowed}}} has a sum in [{sum_lo}, {sum_hi}] "
             f"(sums of {length} such digits lie within {length * digits[0]}..{length * digits[-1]}{gaps})"
         )
-    remaining = rng.choice(feasible, size=count)
-    digit_values = np.array(digits)
-    out = np.empty((count, length), dtype=np.int64)
-    for position in range(length):
-        left_after = length - position - 1
-        # A digit is allowed when what remains after it is still a reachable sum of the remaining steps.
-        ok = _is_reachable(reach, left_after, remaining[:, None] - digit_values[None, :])
-        # Choose uniformly among the allowed digits of each row (every row has at least one).
-        scores = np.where(ok, rng.random(ok.shape), -1.0)
-        chosen = digit_values[scores.argmax(axis=1)]
-        out[:, position] = chosen
-        remaining = remaining - chosen
-    return rng.permuted(out, axis=1)  # constructive order favours some digits early: shuffle positions
+    table, digit_values = _table(digits, length), np.array(digits)
+    if length <= EXACT_TABLE_MAX:
+        targets = candidates[_pick(rng, np.broadcast_to(log_ways, (count, len(log_ways))))]
+        return _exact_suffix(rng, table, targets, length, digit_values)
+    if feasible.sum() > 1:
+        raise ValueError(f"a sum range is supported up to length {EXACT_TABLE_MAX}; "
+                         f"give a single target sum for length {length}")
+    return _tilted_prefix(rng, table, digit_values, int(candidates[feasible][0]), length, count)
 
 
 # --------------------------------------------------------------------------- public API
@@ -164,9 +250,9 @@ def generate_sequences(split: str, count: int, length, *, seed: int, target_sum=
     allowed_lengths = np.arange(lo, hi + 1)
     if sum_bounds is not None and lo < hi:
         # With a range of lengths, draw only lengths that can meet the sum constraint at all.
-        reach = _reachable(digits, hi)
-        a, b = max(sum_bounds[0], 0), min(sum_bounds[1], 9 * hi)
-        ok = [a <= b and np.unpackbits(reach[k])[a: b + 1].any() for k in allowed_lengths]
+        a, b = max(sum_bounds[0], 0), sum_bounds[1]
+        ok = [a <= min(b, 9 * k) and np.isfinite(_log_ways(digits, int(k), np.arange(a, min(b, 9 * k) + 1))).any()
+              for k in allowed_lengths]
         if any(ok):
             allowed_lengths = allowed_lengths[np.array(ok)]
         else:
@@ -178,7 +264,7 @@ def generate_sequences(split: str, count: int, length, *, seed: int, target_sum=
         if sum_bounds is None:
             block = rng.choice(np.array(digits), size=(rows.size, n))
         else:
-            block = _constrained_digits(rng, _reachable(digits, hi), int(n), rows.size, digits, *sum_bounds)
+            block = _constrained_digits(rng, int(n), rows.size, digits, *sum_bounds)
         digit_rows[rows, :n] = block
 
     # Pick an image of each digit: index into a per-digit list of the split's images.
