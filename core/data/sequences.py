@@ -15,9 +15,9 @@ How a sequence is drawn, from a numpy Generator seeded by `seed`:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import functools
 import operator
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np

@@ -1,13 +1,12 @@
-"""Process and file helpers for the run registry (core.runs) — no database knowledge here.
+"""Processes of a run: identity, signals, the supervisor spawn, how a stopped trainer ended.
 
-Why these exist:
-- A bare pid is not an identity: after the trainer dies, the kernel may hand its pid to an
-  unrelated process, and after a reboot every pid is new. A process is identified by a token of
-  (boot id, start time in clock ticks) read from /proc, and "alive" means the pid carries the
-  same token and is not a zombie.
-- Detached children are started in their own session (start_new_session=True): killing the
-  Streamlit server or closing a terminal then never takes a training run down with it, and the
-  run's process group can be signalled as a whole.
+A bare pid is not an identity: once a process has exited and been reaped, the kernel may give its
+pid to an unrelated process. An identity is (pid, create_time) from psutil, stored as the pid and
+a token (the create time as text); "alive" means a process with that pid exists, has that create
+time and is not a zombie. Signals to a stored pid are sent only after that check, and a Popen we
+hold is signalled only while it is unreaped. Detached children get their own session
+(start_new_session=True): the Streamlit server or a terminal going away never takes a run down,
+and a run's whole process group can be signalled at once. No database knowledge here.
 """
 from __future__ import annotations
 
@@ -17,38 +16,66 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
+
+import psutil
 
 ERROR_TAIL_LINES = 20  # log lines kept as a failed run's error summary
-_BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
-# Popen objects of supervisors we spawned: polled now and then so a long-lived parent (the
-# Streamlit server) never collects zombies.
+# psutil derives create_time from the boot time, which the kernel may report a second apart in two
+# processes; a pid reused within that second of the original's start is not a practical risk.
+CREATE_TIME_TOLERANCE_S = 1.0
+# Supervisors we spawned, polled now and then so a long-lived parent (the Streamlit server, whose
+# script threads may launch at the same time) never collects zombies. Guarded by _CHILDREN_LOCK.
 _CHILDREN: list[subprocess.Popen] = []
+_CHILDREN_LOCK = threading.Lock()
 
 
-def proc_token(pid: int | None) -> str | None:
-    """'<boot id>:<start ticks>' for a live process, None if it is gone or a zombie."""
+class Identity(NamedTuple):
+    pid: int
+    create_time: float
+
+    @property
+    def token(self) -> str:
+        return repr(self.create_time)
+
+
+def identify(pid: int | None) -> Identity | None:
+    """The identity of a live process; None if there is none with that pid, or it is a zombie."""
     if not pid:
         return None
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        boot = _BOOT_ID_PATH.read_text().strip()
-    except OSError:
+        process = psutil.Process(pid)
+        with process.oneshot():
+            if process.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                return None
+            return Identity(pid, process.create_time())
+    except psutil.Error:
         return None
-    # The command name (field 2) may contain spaces and ')', so split after its last ')'.
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] in ("Z", "X"):  # state: a zombie has exited, whoever has not reaped it yet
-        return None
-    return f"{boot}:{fields[19]}"  # field 22 of stat = start time since boot
+
+
+def proc_token(pid: int | None) -> str | None:
+    """The token stored with a pid in the registry (None for a dead process)."""
+    found = identify(pid)
+    return found.token if found else None
 
 
 def alive(pid: int | None, token: str | None) -> bool:
-    return bool(pid) and token is not None and proc_token(pid) == token
+    """True if `pid` is still the process whose token was stored."""
+    found = identify(pid)
+    try:
+        return found is not None and abs(found.create_time - float(token)) < CREATE_TIME_TOLERANCE_S
+    except (TypeError, ValueError):  # no token, or one written by an older version
+        return False
 
 
-def signal_group(pid: int, sig: int) -> bool:
-    """Signal the process group led by `pid` (the trainer was started as a session leader)."""
+def signal_group(pid: int | None, token: str | None, sig: int) -> bool:
+    """Signal the process group led by `pid` (a trainer is a session leader), but only if `pid` is
+    still the process of `token`, checked right before the signal."""
+    if not alive(pid, token):
+        return False
     try:
         os.killpg(pid, sig)
         return True
@@ -56,34 +83,49 @@ def signal_group(pid: int, sig: int) -> bool:
         return False
 
 
-def terminate_group(pid: int | None, token: str | None, grace: float) -> None:
-    """SIGTERM the group, SIGKILL after `grace` s. Only if `pid` is still the process we started."""
-    if not alive(pid, token):
-        return
-    signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while alive(pid, token) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if alive(pid, token):
-        signal_group(pid, signal.SIGKILL)
+def signal_child(child: subprocess.Popen, sig: int) -> None:
+    """Signal the group of a child we started. Safe while Popen has not reaped it (returncode
+    None): until then the kernel keeps its pid, even as a zombie."""
+    if child.returncode is None:
+        try:
+            os.killpg(child.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def exited(child: subprocess.Popen) -> bool:
+    """Has the child exited? Leaves it unreaped (WNOWAIT), so signal_child stays safe."""
+    if child.returncode is not None:
+        return True
+    try:
+        return os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def stop_child(child: subprocess.Popen) -> int:
+    """SIGKILL the child's whole group (stragglers included) before reaping it; its exit status."""
+    signal_child(child, signal.SIGKILL)
+    return child.wait()
 
 
 def reap_children() -> None:
-    _CHILDREN[:] = [p for p in _CHILDREN if p.poll() is None]
+    with _CHILDREN_LOCK:
+        _CHILDREN[:] = [p for p in _CHILDREN if p.poll() is None]
 
 
 def spawn_supervisor(device: str, runs_dir: Path, repo_root: Path) -> None:
     """Start `python -m core.runs.supervisor DEVICE`, detached. It exits at once if another
     supervisor already drains that device's queue, so spawning one too many is harmless."""
-    reap_children()
     env = {**os.environ, "DIGITSUM_RUNS_DIR": str(runs_dir)}
-    with open(runs_dir / f"supervisor-{device}.log", "ab") as out:
+    with _CHILDREN_LOCK, open(runs_dir / f"supervisor-{device}.log", "ab") as out:
+        _CHILDREN[:] = [p for p in _CHILDREN if p.poll() is None]
         _CHILDREN.append(subprocess.Popen(
             [sys.executable, "-m", "core.runs.supervisor", device], cwd=repo_root, env=env,
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True))
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
 
 
+# --- the per-device lock --------------------------------------------------------------------------
 def lock_path(runs_dir: Path, device: str) -> Path:
     return runs_dir / f"{device}.lock"
 
@@ -109,20 +151,12 @@ def device_supervised(runs_dir: Path, device: str) -> bool:
         return True
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    try:
-        text = path.read_text()
-    except OSError:
-        return []
-    out = []
-    for line in text.splitlines():
-        try:
-            item = json.loads(line)
-        except ValueError:
-            continue  # the trainer may be mid-write on the last line
-        if isinstance(item, dict):
-            out.append(item)
-    return out
+# --- how a run ended ---------------------------------------------------------------------------------
+def records():
+    """core.training.records, imported on first use: core.training's __init__ loads torch, which
+    `scripts.runs list` must not pay for."""
+    from core.training import records as module
+    return module
 
 
 def tail(path: Path, lines: int = 50, max_bytes: int = 256_000) -> str:
@@ -134,22 +168,6 @@ def tail(path: Path, lines: int = 50, max_bytes: int = 256_000) -> str:
     except OSError:
         return ""
     return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:]) if lines > 0 else ""
-
-
-def summarize_metrics(lines: list[dict]) -> tuple[float, float | None, dict]:
-    """(progress 0..1, eta seconds, best metrics) from metrics.jsonl lines. Best = the line with
-    the lowest val_mae; the final 'done' line (the selected model) wins when present."""
-    if not lines:
-        return 0.0, None, {}
-    last = lines[-1]
-    scored = [x for x in lines if isinstance(x.get("val_mae"), (int, float))]
-    best = min(scored, key=lambda x: x["val_mae"]) if scored else {}
-    if last.get("phase") == "done" and last.get("val_mae") is not None:
-        best = last
-    metrics = {k: best[k] for k in ("val_mae", "val_digit_acc", "phase", "epoch") if k in best}
-    done = last.get("phase") == "done"
-    progress = 1.0 if done else float(last.get("progress") or 0.0)
-    return min(max(progress, 0.0), 1.0), (None if done else last.get("eta")), metrics
 
 
 def describe_exit(code: int | None) -> str:
@@ -167,8 +185,8 @@ def outcome(log_path: Path, cancel_requested: bool, exit_code: int | None) -> tu
     """Final status and fields for a run whose trainer has stopped. exit_code None means nobody
     saw it exit (trainer and supervisor vanished): then the run's own files decide."""
     run_dir = log_path.parent
-    lines = read_jsonl(run_dir / "metrics.jsonl")
-    progress, _, metrics = summarize_metrics(lines)
+    lines = records().read_metrics(run_dir)
+    progress, _, metrics = records().summarize(lines)
     ckpt = run_dir / "model.pt"
     metrics.update(_sidecar_metrics(ckpt))
     fields = {"progress": progress, "eta": None, "metrics": metrics, "exit_code": exit_code}
@@ -184,8 +202,7 @@ def outcome(log_path: Path, cancel_requested: bool, exit_code: int | None) -> tu
         why = "the trainer and its supervisor are gone (killed, or the machine restarted)"
     else:
         why = f"the trainer stopped with {describe_exit(exit_code)}"
-    log = tail(log_path, ERROR_TAIL_LINES)
-    return "failed", {**fields, "error": f"{why}\n--- last log lines ---\n{log}"}
+    return "failed", {**fields, "error": f"{why}\n--- last log lines ---\n{tail(log_path, ERROR_TAIL_LINES)}"}
 
 
 def _sidecar_metrics(ckpt: Path) -> dict:

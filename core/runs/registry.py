@@ -1,16 +1,16 @@
-"""Run registry storage: the SQLite table and the run state machine (used by core.runs).
+"""The run registry: one SQLite table and the run state machine.
 
-Why SQLite: several processes touch a run (the launcher, its detached supervisor, every status
-read from the dashboard or the CLI), and none may see a half-done update. WAL mode lets readers
-run while the supervisor writes; every read-modify-write takes BEGIN IMMEDIATE, so two launchers
-or a launcher and a supervisor can never both claim the same run or the same device.
+Several processes write a run (the launcher, its supervisor, status reads that reconcile), so every
+status change is a compare-and-set on (status, attempts): `UPDATE ... WHERE id=? AND status=? AND
+attempts=?`, and the row count says who won. A stale writer, such as the supervisor of an earlier
+attempt after a resume, matches no row and changes nothing. WAL mode lets readers run while a
+writer writes; writers take BEGIN IMMEDIATE so read-then-update is atomic across processes.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import json
-import os
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
@@ -20,6 +20,8 @@ from core import paths
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+LIVE = frozenset({"queued", "running"})
+QUEUES = ("cpu", "cuda", "mps")  # one queue (and at most one running run) per concrete device
 # The state machine. failed/cancelled -> queued is resume(); succeeded is final.
 TRANSITIONS: dict[str, frozenset[str]] = {
     "queued": frozenset({"running", "cancelled", "failed"}),
@@ -28,23 +30,23 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "failed": frozenset({"queued"}),
     "cancelled": frozenset({"queued"}),
 }
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY, created TEXT NOT NULL, preset TEXT NOT NULL,
-    overrides TEXT NOT NULL DEFAULT '{}', config TEXT NOT NULL DEFAULT '{}',
-    device TEXT NOT NULL, world_size INTEGER NOT NULL DEFAULT 1,
-    status TEXT NOT NULL CHECK (status IN ('queued','running','succeeded','failed','cancelled')),
-    pid INTEGER, pid_token TEXT, supervisor_pid INTEGER, supervisor_token TEXT,
-    progress REAL NOT NULL DEFAULT 0, eta REAL, metrics TEXT NOT NULL DEFAULT '{}',
-    checkpoint TEXT, log_path TEXT NOT NULL, error TEXT, exit_code INTEGER,
-    started TEXT, finished TEXT, queued_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-    resume INTEGER NOT NULL DEFAULT 0, cancel_deadline REAL);
-CREATE INDEX IF NOT EXISTS runs_device_status ON runs (device, status);
-"""
-_COLUMNS = frozenset({
-    "id", "created", "preset", "overrides", "config", "device", "world_size", "status", "pid", "pid_token",
-    "supervisor_pid", "supervisor_token", "progress", "eta", "metrics", "checkpoint", "log_path", "error",
-    "exit_code", "started", "finished", "queued_at", "attempts", "resume", "cancel_deadline"})
+SCHEMA_VERSION = 2  # PRAGMA user_version; older files get their missing columns added
+# Every column with its declaration. Each has a default, so ALTER TABLE ADD COLUMN can add any of
+# them to an older file. `attempts` counts starts: the claim (queued -> running) adds one.
+COLUMNS: dict[str, str] = {
+    "id": "TEXT PRIMARY KEY", "created": "TEXT NOT NULL DEFAULT ''", "preset": "TEXT NOT NULL DEFAULT ''",
+    "overrides": "TEXT NOT NULL DEFAULT '{}'", "config": "TEXT NOT NULL DEFAULT '{}'",
+    "device": "TEXT NOT NULL DEFAULT 'cpu'", "world_size": "INTEGER NOT NULL DEFAULT 1",
+    "status": "TEXT NOT NULL DEFAULT 'queued' CHECK (status IN "
+              "('queued','running','succeeded','failed','cancelled'))",
+    "pid": "INTEGER", "pid_token": "TEXT", "supervisor_pid": "INTEGER", "supervisor_token": "TEXT",
+    "progress": "REAL NOT NULL DEFAULT 0", "eta": "REAL", "metrics": "TEXT NOT NULL DEFAULT '{}'",
+    "checkpoint": "TEXT", "log_path": "TEXT NOT NULL DEFAULT ''", "error": "TEXT", "exit_code": "INTEGER",
+    "started": "TEXT", "finished": "TEXT", "queued_at": "REAL NOT NULL DEFAULT 0",
+    "attempts": "INTEGER NOT NULL DEFAULT 0", "resume": "INTEGER NOT NULL DEFAULT 0",
+    "cancel_deadline": "REAL",
+}
+_JSON = ("metrics", "overrides", "config")
 
 
 class RunError(RuntimeError):
@@ -58,9 +60,9 @@ class TransitionError(RunError):
 @dataclasses.dataclass(frozen=True)
 class Run:
     """One run as the API shows it. pid is the live trainer's (None unless running); progress is
-    0..1 and eta seconds, from metrics.jsonl; metrics holds the best/final val_mae, val_digit_acc
-    (plus the checkpoint's own metrics once it succeeded); error is a summary ending in the last
-    log lines; attempts counts starts (a resume adds one)."""
+    0..1 and eta seconds, from metrics.jsonl; metrics holds the best/final val_mae, val_digit_acc;
+    error ends in the last log lines; attempts counts starts (a resume adds one); cancel_deadline
+    is set once a cancel was requested (the time SIGKILL follows SIGTERM)."""
     id: str
     created: str
     preset: str
@@ -80,13 +82,26 @@ class Run:
     started: str | None
     finished: str | None
     attempts: int
+    cancel_deadline: float | None = None
 
     @property
     def run_dir(self) -> Path:
         return Path(self.log_path).parent
 
+    @property
+    def cancelling(self) -> bool:
+        """A cancel was requested but the trainer has not stopped yet (status still running)."""
+        return self.cancel_deadline is not None and self.status in LIVE
+
+    cancel_requested = cancelling
+
+    @property
+    def display_status(self) -> str:
+        """The status to show a user: "cancelling" while a requested cancel is under way."""
+        return "cancelling" if self.cancelling else self.status
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "cancelling": self.cancelling, "display_status": self.display_status}
 
 
 def check_transition(old: str, new: str) -> None:
@@ -114,8 +129,27 @@ def connect() -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")  # readers (the dashboard) never block the supervisor
     conn.execute("PRAGMA busy_timeout=30000")
-    conn.executescript(_SCHEMA)
+    if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+        _migrate(conn)
     return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Create the table, or add the columns an older registry file lacks; then stamp the version."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        columns = ", ".join(f"{name} {decl}" for name, decl in COLUMNS.items())
+        conn.execute(f"CREATE TABLE IF NOT EXISTS runs ({columns})")
+        have = {r["name"] for r in conn.execute("PRAGMA table_info(runs)")}
+        for name, decl in COLUMNS.items():
+            if name not in have:
+                conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {decl}")
+        conn.execute("CREATE INDEX IF NOT EXISTS runs_device_status ON runs (device, status)")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 @contextlib.contextmanager
@@ -140,36 +174,42 @@ def row(conn: sqlite3.Connection, run_id: str) -> sqlite3.Row:
     return found
 
 
-def update(conn: sqlite3.Connection, run_id: str, **fields) -> None:
-    unknown = set(fields) - _COLUMNS  # column names go into the SQL text: only known ones
+def update(conn: sqlite3.Connection, run_id: str, *, expect_status: str | None = None,
+           expect_attempt: int | None = None, **fields) -> bool:
+    """Set columns of one run; with expect_status/expect_attempt only if the row still has them.
+    True if the row was changed."""
+    unknown = set(fields) - set(COLUMNS)  # column names go into the SQL text: only known ones
     if unknown:
         raise ValueError(f"unknown run column(s) {sorted(unknown)}")
-    for key in ("metrics", "overrides", "config"):
+    for key in _JSON:
         if key in fields:
             fields[key] = json.dumps(fields[key])
-    sets = ", ".join(f"{k} = ?" for k in fields)
-    conn.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*fields.values(), run_id))
+    sql = "UPDATE runs SET " + ", ".join(f"{k} = ?" for k in fields) + " WHERE id = ?"
+    params = [*fields.values(), run_id]
+    if expect_status is not None:
+        sql, params = sql + " AND status = ?", [*params, expect_status]
+    if expect_attempt is not None:
+        sql, params = sql + " AND attempts = ?", [*params, expect_attempt]
+    return conn.execute(sql, params).rowcount == 1
 
 
-def transition(conn, run_id: str, new: str, *, only_from=None, **fields) -> bool:
-    """Move a run to `new` inside an open transaction. Returns False (and changes nothing) when
-    the run is no longer in one of `only_from` (someone else got there first); raises
-    TransitionError when the state machine forbids the change."""
-    old = row(conn, run_id)["status"]
-    if only_from is not None and old not in only_from:
-        return False
+def transition(conn: sqlite3.Connection, run_id: str, new: str, *, expect_status: str | None = None,
+               expect_attempt: int | None = None, **fields) -> bool:
+    """Compare-and-set the run from (expect_status, expect_attempt) to `new`. False, and nothing
+    changed, when the row no longer matches (someone else got there first). Raises TransitionError
+    when the state machine forbids the change. expect_status None: the status the row has now."""
+    old = expect_status if expect_status is not None else row(conn, run_id)["status"]
     check_transition(old, new)
     if new in TERMINAL:
         fields.setdefault("finished", now())
         fields.update(pid=None, pid_token=None, supervisor_pid=None, supervisor_token=None)
-    update(conn, run_id, status=new, **fields)
-    return True
+    return update(conn, run_id, expect_status=old, expect_attempt=expect_attempt, status=new, **fields)
 
 
-def to_run(row: sqlite3.Row) -> Run:
+def to_run(found: sqlite3.Row) -> Run:
     names = {f.name for f in dataclasses.fields(Run)}
-    data = {k: row[k] for k in row.keys() if k in names}
-    for key in ("metrics", "overrides", "config"):
+    data = {k: found[k] for k in found.keys() if k in names}
+    for key in _JSON:
         data[key] = json.loads(data[key] or "{}")
     return Run(**data)
 
