@@ -8,6 +8,7 @@ import pytest
 
 from core import evaluate, load_predictor
 from core.data import load_mnist, split_arrays
+from core.data.sequences import derive_seed
 from core.sequences import generate_sequences
 from scripts import evaluate as evaluate_cli
 from scripts import generate as generate_cli
@@ -59,7 +60,7 @@ def test_evaluation_set_in_one_pass_matches_per_length_evaluation():
     together = evaluate.evaluation_set(predictor, [3, 1, 7], 20, seed=5)
     assert list(together["length"]) == [1] * 20 + [3] * 20 + [7] * 20 and together["seq_id"].is_unique
     for length in (1, 3, 7):
-        alone = evaluate.evaluate_sequences(predictor, generate_sequences("test", 20, length, seed=5 + length,
+        alone = evaluate.evaluate_sequences(predictor, generate_sequences("test", 20, length, seed=derive_seed(5, length),
                                                                           labels=labels), images)
         rows = together[together["length"] == length]
         np.testing.assert_allclose(rows["pred_sum"], alone["pred_sum"], atol=1e-6)

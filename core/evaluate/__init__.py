@@ -12,6 +12,7 @@ from core.evaluate.tables import (
     digit_accuracy,
     digit_confusion,
     evaluate_sequences,
+    evaluation_sequences,
     evaluation_set,
     filter_results,
     headline_figures,
@@ -22,6 +23,6 @@ from core.evaluate.tables import (
 )
 
 __all__ = ["HEADLINE_EXTRAPOLATION", "ORIGINAL_MAE", "ORIGINAL_PROTOCOL", "by_length", "by_length_and_sum",
-           "by_sum_range", "concat_sequences", "digit_accuracy", "digit_confusion", "evaluate_sequences",
+           "by_sum_range", "concat_sequences", "digit_accuracy", "digit_confusion", "evaluate_sequences", "evaluation_sequences",
            "evaluation_set", "filter_results", "headline_figures", "sequences_with_confusion", "sum_bucket",
            "summary", "worst_sequences"]

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from core.data import load_mnist, split_arrays
-from core.sequences import Sequences, generate_sequences
+from core.data.sequences import Sequences, derive_seed, generate_sequences
 
 ORIGINAL_MAE = 0.838  # the original project: test MAE on 20,000 length-10 sequences
 ORIGINAL_PROTOCOL = {"length": 10, "count": 20_000, "seed": 0}
@@ -52,18 +52,26 @@ def evaluate_sequences(predictor, seqs: Sequences, split_images: np.ndarray, id_
     return df
 
 
-def evaluation_set(predictor, lengths, per_length: int, seed: int, split: str = "test") -> pd.DataFrame:
-    """`per_length` sequences of each length in `lengths` from `split`, evaluated; seq_id runs over the set.
+def evaluation_sequences(lengths, per_length: int, seed: int, split: str = "test", labels=None) -> Sequences:
+    """`per_length` sequences of each length in `lengths`, as one Sequences (padded to the longest).
 
-    Each length gets its own seed (seed + length), so adding a length never changes the others' rows.
+    Each length draws from its own stream, derived from (seed, length), so adding a length never
+    changes the others' rows and the sets of two seeds never share a stream.
     """
-    images, labels = split_arrays(load_mnist(), split)
-    parts = [generate_sequences(split, per_length, length, seed=seed + length, labels=labels)
+    if labels is None:
+        labels = split_arrays(load_mnist(), split)[1]
+    parts = [generate_sequences(split, per_length, length, seed=derive_seed(seed, length), labels=labels)
              for length in sorted(set(int(n) for n in lengths))]
     if not parts:
         raise ValueError("lengths is empty: give at least one sequence length")
-    # One padded batch, one predictor call: every image shared between lengths goes through the CNN once.
-    return evaluate_sequences(predictor, concat_sequences(parts), images)
+    return concat_sequences(parts)
+
+
+def evaluation_set(predictor, lengths, per_length: int, seed: int, split: str = "test") -> pd.DataFrame:
+    """evaluation_sequences(...) evaluated; seq_id runs over the set. One padded batch, one predictor
+    call: every image shared between lengths goes through the CNN once."""
+    images, labels = split_arrays(load_mnist(), split)
+    return evaluate_sequences(predictor, evaluation_sequences(lengths, per_length, seed, split, labels), images)
 
 
 def concat_sequences(parts: list[Sequences]) -> Sequences:
