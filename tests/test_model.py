@@ -116,3 +116,19 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="not available"):
             resolve_device("cuda")
+
+
+def test_no_head_returns_float64_on_a_device_without_it(model, monkeypatch):
+    # MPS cannot hold float64. Pretend the CPU is such a device: every head must then sum in float32,
+    # and gradients still reach the CNN's logits.
+    from core.model import heads
+
+    logits = torch.randn(2, 5, 10, requires_grad=True)
+    assert model.head_forward(logits, torch.tensor([5, 3])).dtype == torch.float64
+    monkeypatch.setattr(heads, "FLOAT64_DEVICES", ("cuda",))
+    running = model.head_forward(logits, torch.tensor([5, 3]))
+    assert running.dtype == torch.float32
+    if running.requires_grad:  # argmax-sum has nothing to differentiate
+        running.sum().backward()
+        assert logits.grad is not None
+    assert heads.sum_dtype(torch.device("mps")) == torch.float32

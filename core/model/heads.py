@@ -1,4 +1,8 @@
-"""Sequence heads: each maps per-digit logits (N, L, 10) to running sums (N, L) float64."""
+"""Sequence heads: each maps per-digit logits (N, L, 10) to running sums (N, L).
+
+Running sums are float64 where the device holds it, so a long sum of contributions cannot drift;
+MPS has no float64, so there they are float32 (exact for whole-digit sums up to 2**24).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,13 @@ import torch
 import torch.nn as nn
 
 from core.model.config import ModelConfig
+
+FLOAT64_DEVICES = ("cpu", "cuda")
+
+
+def sum_dtype(device: torch.device) -> torch.dtype:
+    """The dtype of running sums on `device`: float64, except where the device cannot hold it."""
+    return torch.float64 if torch.device(device).type in FLOAT64_DEVICES else torch.float32
 
 
 class ContributionLSTMHead(nn.Module):
@@ -16,7 +27,7 @@ class ContributionLSTMHead(nn.Module):
     length. Here the LSTM (hidden 64) reads the per-digit log-probabilities; at each step a linear
     layer on h_t, added to the (scaled) input log-probabilities as a residual, gives logits z_t over
     the 10 digit values, and the step contributes one digit value. The running sum is the cumulative
-    sum of contributions (float64), so a step's error cannot drift with the length of the sequence.
+    sum of contributions (float64 where possible), so a step's error cannot drift with the length of the sequence.
     hard=True (default): the contribution is the value of argmax z_t — an exact integer — trained with
     a straight-through estimator (softmax gradient). We measured the alternative, the expectation
     sum_d d * softmax(z_t)_d (hard=False): an unsure digit then adds a fraction, and fractions from
@@ -49,7 +60,7 @@ class ContributionLSTMHead(nn.Module):
         contrib = (z.softmax(-1) * self.values).sum(-1)
         if self.hard:  # straight-through: the value of the argmax, the gradient of the expectation (x - x == 0)
             contrib = z.argmax(-1).to(contrib.dtype) + (contrib - contrib.detach())
-        return contrib.double().cumsum(1)
+        return contrib.to(sum_dtype(contrib.device)).cumsum(1)
 
 
 class FinalStateLSTMHead(nn.Module):
@@ -62,7 +73,8 @@ class FinalStateLSTMHead(nn.Module):
 
     def forward(self, digit_logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         h, _ = self.lstm(digit_logits.float())
-        return self.readout(h).squeeze(-1).double()  # the same readout at every step
+        out = self.readout(h).squeeze(-1)  # the same readout at every step
+        return out.to(sum_dtype(out.device))
 
 
 class DeepSetsHead(nn.Module):
@@ -77,15 +89,16 @@ class DeepSetsHead(nn.Module):
         self.rho = nn.Linear(embed, 1)
 
     def forward(self, digit_logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        pooled = self.phi(digit_logits.float().softmax(-1)).double().cumsum(1)
-        return (pooled @ self.rho.weight.double().t()).squeeze(-1) + self.rho.bias.double()
+        dtype = sum_dtype(digit_logits.device)
+        pooled = self.phi(digit_logits.float().softmax(-1)).to(dtype).cumsum(1)
+        return (pooled @ self.rho.weight.to(dtype).t()).squeeze(-1) + self.rho.bias.to(dtype)
 
 
 class ArgmaxSumHead(nn.Module):
     """"argmax-sum": the sum of the CNN's argmax digits; nothing to train."""
 
     def forward(self, digit_logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return digit_logits.argmax(-1).double().cumsum(1)
+        return digit_logits.argmax(-1).to(sum_dtype(digit_logits.device)).cumsum(1)
 
 
 def make_head(cfg: ModelConfig) -> nn.Module:

@@ -4,7 +4,7 @@ Per-image work (the CNN) is kept apart from sequence work (the head) so callers 
 once per unique image and feed cached logits to the head:
 
     logits = model.cnn(x)                          # (B, 1, 28, 28) float in [0, 1] -> (B, 10)
-    running = model.head_forward(logits3d, lengths)  # (N, L, 10), (N,) -> (N, L) float64
+    running = model.head_forward(logits3d, lengths)  # (N, L, 10), (N,) -> (N, L) float64 (float32 on MPS)
 
 `running[i, t]` is the predicted sum of the first t+1 digits of sequence i, so the predicted sum is
 `running[i, lengths[i] - 1]`. All heads are causal, which is why padding needs no packing: positions
@@ -30,7 +30,7 @@ class DigitSumModel(nn.Module):
         self.head = make_head(cfg)
 
     def head_forward(self, digit_logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(N, L, 10) logits, (N,) lengths -> (N, L) float64 running sums (see the module docstring)."""
+        """(N, L, 10) logits, (N,) lengths -> (N, L) float64 (float32 on MPS) running sums (see the module docstring)."""
         if digit_logits.dim() != 3 or digit_logits.shape[-1] != 10:
             raise ValueError(f"digit_logits must be (N, L, 10), got {tuple(digit_logits.shape)}")
         return self.head(digit_logits, lengths)
