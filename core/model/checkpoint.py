@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -72,11 +74,16 @@ def _read_payload(path: str | os.PathLike, mmap: bool = False) -> dict:
         raise CheckpointError(f"checkpoint {path}: file is empty")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except Exception as e:  # zip/pickle/unpickling errors all mean "not a file we can trust"
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"checkpoint {path}: not a readable checkpoint (truncated, corrupt or not a torch file): {first}"
-        ) from e
+    except pickle.UnpicklingError as e:
+        if not zipfile.is_zipfile(path):  # not torch's zip format at all: random or truncated bytes
+            raise CheckpointError(f"checkpoint {path}: not a readable checkpoint (truncated, corrupt or not a "
+                                  "torch file)") from e
+        # weights_only refused an object; torch's own text would advise loading it unsafely
+        raise CheckpointError(f"checkpoint {path}: refused, it holds Python objects that are not plain tensors "
+                              "(not a digitsum checkpoint, or not a safe one)") from e
+    except Exception as e:  # zip and format errors all mean "not a file we can read"
+        raise CheckpointError(f"checkpoint {path}: not a readable checkpoint (truncated, corrupt or not a torch "
+                              "file)") from e
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path}: foreign file (a torch file, but not a {FORMAT} checkpoint)")
     version = payload.get("format_version")
@@ -130,10 +137,14 @@ def load_model(path: str | os.PathLike, map_location="cpu") -> tuple[DigitSumMod
     if config.head != metadata["head"]:
         raise CheckpointError(f"checkpoint {path}: head {metadata['head']!r} disagrees with model_config")
     model = DigitSumModel(config)
-    try:
-        model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as e:
-        lines = str(e).strip().splitlines()
-        detail = " ".join(line.strip() for line in lines[:3])
-        raise CheckpointError(f"checkpoint {path}: state dict does not match the model: {detail}") from e
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state_dict)), sorted(set(state_dict) - set(expected))
+    reshaped = sorted(k for k in set(expected) & set(state_dict) if expected[k].shape != state_dict[k].shape)
+    if missing or unexpected or reshaped:  # our own summary: torch's message is pages long
+        problems = [f"{len(names)} {what} (e.g. {names[0]})" for names, what in
+                    ((missing, "missing tensors"), (unexpected, "unexpected tensors"), (reshaped, "wrong shapes"))
+                    if names]
+        raise CheckpointError(f"checkpoint {path}: state dict does not match the model it describes: "
+                              + ", ".join(problems))
+    model.load_state_dict(state_dict, strict=True)
     return model.to(map_location).eval(), metadata
