@@ -1,7 +1,9 @@
 """Train a digit-sum model: `python -m scripts.train --preset default`.
 
-Thin CLI over core.train (make_config + train). Exit codes: 0 success, 143 stopped by SIGTERM (resume
-with --resume and the same --run-dir), 2 bad arguments, 1 any other failure.
+Thin CLI over core.training (make_config + train); its setting flags come from config.OVERRIDES.
+Without --out it writes into a new folder under the runs folder, never over a shipped checkpoint.
+Exit codes: 0 success, 143 stopped by SIGTERM (resume with --resume and the same --run-dir),
+2 bad arguments (one `error:` line), 1 any other failure.
 Runs unchanged under `torchrun --standalone --nproc_per_node=N -m scripts.train ...` (DDP).
 """
 
@@ -9,67 +11,82 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    from core.model import DEVICES, HEADS
-    from core.training import PRESETS
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, like every other error of this CLI (no usage block)
+        self.exit(2, f"error: {message}\n")
 
-    p = argparse.ArgumentParser(prog="python -m scripts.train", description=__doc__.splitlines()[0])
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from core.training import PRESETS, add_override_flags
+
+    p = _Parser(prog="python -m scripts.train", description=__doc__.splitlines()[0])
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                   help="smoke: <60 s CPU test run; default: the shipped checkpoint (<=15 min, 2-core CPU); full: GPU")
-    p.add_argument("--head", choices=HEADS, help="sequence head (default: the preset's, lstm)")
-    p.add_argument("--epochs-cnn", type=int, help="phase 1 epochs: the CNN on digit labels")
-    p.add_argument("--epochs-head", type=int, help="phase 2 epochs: the head on sum labels (cached CNN logits)")
-    p.add_argument("--epochs-joint", type=int, help="phase 3 epochs: CNN and head fine-tuned jointly")
-    p.add_argument("--min-len", type=int, help="shortest training sequence (default 1)")
-    p.add_argument("--max-len", type=int, help="longest training sequence (default 10)")
-    p.add_argument("--lr", type=float, help="peak learning rate of the CNN (one-cycle)")
-    p.add_argument("--batch-size", type=int, help="CNN images per step (global across DDP ranks)")
-    p.add_argument("--device", choices=DEVICES, help="auto: cuda, then mps, then cpu")
-    p.add_argument("--seed", type=int, help="random seed (the whole run is reproducible from it)")
-    p.add_argument("--init-cnn", type=Path, help="start from this checkpoint's CNN (with --epochs-cnn 0: train only a head)")
-    p.add_argument("--out", type=Path, help="final checkpoint path (default checkpoints/<preset>.pt)")
+                   help="smoke: <60 s CPU test run; default: the shipped checkpoint's recipe (<=15 min, 2-core CPU); full: GPU")
+    add_override_flags(p)
+    p.add_argument("--out", type=Path,
+                   help="final checkpoint path (default: RUN_DIR/model.pt; RUN_DIR defaults to a new runs/train-<preset>-<time>)")
     p.add_argument("--run-dir", type=Path, help="writes metrics.jsonl and resume.pt (after every epoch) here")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/resume.pt")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars (for log files)")
     return p.parse_args(argv)  # fmt: skip
 
 
+def default_run_dir(preset: str, now: datetime | None = None) -> Path:
+    """A fresh folder under the runs folder for a run started without --out: runs/train-<preset>-<UTC time>."""
+    from core.paths import runs_dir
+
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    folder, n = runs_dir() / f"train-{preset}-{stamp}", 1
+    while folder.exists():  # two runs in the same second
+        folder, n = runs_dir() / f"train-{preset}-{stamp}-{n}", n + 1
+    return folder
+
+
+def output_paths(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """(checkpoint, run dir). Writing into checkpoints/ (the shipped models) takes an explicit --out."""
+    if args.out is not None:
+        return args.out, args.run_dir
+    run_dir = args.run_dir or default_run_dir(args.preset)
+    return run_dir / "model.pt", run_dir
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from core.model.checkpoint import CheckpointError
-    from core.paths import CHECKPOINTS_DIR
-    from core.training import TrainingInterrupted, make_config, train
+    from core.model.checkpoint import CheckpointError, read_metadata
+    from core.training import TrainingInterrupted, make_config, overrides_from_args, train
+    from core.training.distributed import env_rank
 
-    overrides = {"head": args.head, "epochs_cnn": args.epochs_cnn, "epochs_head": args.epochs_head,
-                 "epochs_joint": args.epochs_joint, "min_len": args.min_len, "max_len": args.max_len,
-                 "lr": args.lr, "batch_size": args.batch_size, "device": args.device, "seed": args.seed,
-                 "init_cnn": str(args.init_cnn) if args.init_cnn else None}  # fmt: skip
-    try:
-        config = make_config(args.preset, **overrides)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+    def fail(message) -> int:
+        print(f"error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)  # one line
         return 2
+
+    try:
+        config = make_config(args.preset, **overrides_from_args(args))
+        if config.init_cnn:
+            read_metadata(config.init_cnn)  # a missing or broken file fails here, before anything starts
+    except (ValueError, CheckpointError) as e:
+        return fail(e)
     if args.resume and args.run_dir is None:
-        print("error: --resume needs --run-dir (the directory holding resume.pt)", file=sys.stderr)
-        return 2
-    out = args.out or CHECKPOINTS_DIR / f"{args.preset}.pt"
-    rank0 = os.environ.get("RANK", "0") == "0"
+        return fail("--resume needs --run-dir (the directory holding resume.pt)")
+    out, run_dir = output_paths(args)
+    rank0 = env_rank() == 0
+    if rank0:
+        print(f"training {args.preset}: checkpoint {out}" + (f", run dir {run_dir}" if run_dir else ""),
+              file=sys.stderr, flush=True)  # fmt: skip
     try:
-        metrics = train(config, out_path=out, run_dir=args.run_dir, resume=args.resume,
-                        show_progress=not args.no_progress)  # fmt: skip
+        metrics = train(config, out_path=out, run_dir=run_dir, resume=args.resume, show_progress=not args.no_progress)
     except TrainingInterrupted as e:
         if rank0:
-            where = f"; resume with --resume --run-dir {args.run_dir}" if args.run_dir else " (no --run-dir: not resumable)"
+            where = f"; resume with --resume --run-dir {run_dir}" if run_dir else " (no --run-dir: not resumable)"
             print(f"{e}{where}", file=sys.stderr, flush=True)
         return 143
     except (ValueError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     if rank0:
         print(json.dumps({"checkpoint": str(out), **metrics}, indent=2), flush=True)
     return 0

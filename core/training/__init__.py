@@ -1,19 +1,19 @@
-"""Training: the config, presets and overridable fields (config), the loop and its phases, the
-metrics records that runs and the UI read."""
+"""Training, as a package: what a run is (config), how it runs (loop, phases, distributed) and what it
+records (records), so core.runs and the dashboard depend on names here, not on the loop's insides."""
 
 from core.training.config import (
     OVERRIDE_FIELDS,
     OVERRIDES,
     PRESETS,
+    Override,
     TrainConfig,
-    TrainingInterrupted,
     add_override_flags,
     flag,
     make_config,
     override_argv,
     overrides_from_args,
-    train,
 )
+from core.training.loop import TrainingInterrupted, train
 
-__all__ = ["OVERRIDES", "OVERRIDE_FIELDS", "PRESETS", "TrainConfig", "TrainingInterrupted", "add_override_flags",
-           "flag", "make_config", "override_argv", "overrides_from_args", "train"]
+__all__ = ["OVERRIDES", "OVERRIDE_FIELDS", "Override", "PRESETS", "TrainConfig", "TrainingInterrupted",
+           "add_override_flags", "flag", "make_config", "override_argv", "overrides_from_args", "train"]

@@ -1,21 +1,15 @@
-"""Training configuration, presets and the entry point `train()`; the loop lives in core/trainer.py.
-
-Phase 1 trains the CNN on digit labels, phase 2 the sequence head on sum labels, phase 3 (optional)
-both jointly; model selection on val. `python -m scripts.train` is a thin CLI over make_config + train.
-"""
+"""What a training run is: TrainConfig, the presets, and OVERRIDES, the one list of settings a user
+may change. scripts.train, scripts.runs, run validation and the supervisor derive their flags from it,
+and errors name those flags, so a message reads the way the user typed the setting."""
 
 from __future__ import annotations
 
-import signal
-import threading
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 
 from core.model import DEVICES, HEADS, ModelConfig
-from core.training.loop import Trainer, TrainingInterrupted
 
-__all__ = ["OVERRIDES", "OVERRIDE_FIELDS", "Override", "PRESETS", "TrainConfig", "TrainingInterrupted", "add_override_flags",
-           "flag", "make_config", "override_argv", "overrides_from_args", "train"]
+__all__ = ["OVERRIDES", "OVERRIDE_FIELDS", "Override", "PRESETS", "TrainConfig", "add_override_flags", "flag",
+           "make_config", "override_argv", "overrides_from_args"]
 
 
 @dataclass
@@ -55,27 +49,40 @@ class TrainConfig:
     aug_shift: float = 2.5  # pixels, uniform +-
 
     def validate(self) -> None:
+        """Raise ValueError naming the setting as a user types it: `--lr must be in (0, 1], got -1`."""
+
         def check(ok: bool, name: str, allowed: str):
             if not ok:
-                raise ValueError(f"TrainConfig.{name} must be {allowed}, got {getattr(self, name)!r}")
+                label = flag(name) if name in OVERRIDE_FIELDS else name
+                raise ValueError(f"{label} must be {allowed}, got {getattr(self, name)!r}")
+
+        def is_int(name, lo, hi=None):
+            v = getattr(self, name)
+            return isinstance(v, int) and not isinstance(v, bool) and lo <= v and (hi is None or v <= hi)
+
+        def is_rate(name):
+            v = getattr(self, name)
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1
 
         check(self.preset in PRESETS, "preset", f"one of {sorted(PRESETS)}")
         check(self.head in HEADS, "head", f"one of {HEADS}")
         check(self.device in DEVICES, "device", f"one of {DEVICES}")
         for name in ("epochs_cnn", "epochs_head", "epochs_joint"):
-            check(isinstance(getattr(self, name), int) and 0 <= getattr(self, name) <= 1000, name, "an int in 0..1000")
-        check(isinstance(self.min_len, int) and 1 <= self.min_len <= 1000, "min_len", "an int in 1..1000")
-        check(isinstance(self.max_len, int) and self.min_len <= self.max_len <= 1000, "max_len", "an int in min_len..1000")
+            check(is_int(name, 0, 1000), name, "an int in 0..1000")
+        check(is_int("min_len", 1, 1000), "min_len", "an int in 1..1000")
+        check(is_int("max_len", self.min_len, 1000), "max_len", f"an int in {self.min_len}..1000 (>= {flag('min_len')})")
         for name in ("lr", "lr_head"):
-            check(0 < getattr(self, name) <= 1, name, "a float in (0, 1]")
+            check(is_rate(name), name, "in (0, 1]")
         for name in ("batch_size", "head_batch", "joint_batch"):
-            check(isinstance(getattr(self, name), int) and 1 <= getattr(self, name) <= 65536, name, "an int in 1..65536")
+            check(is_int(name, 1, 65536), name, "an int in 1..65536")
         for name in ("head_steps", "joint_steps", "val_sequences"):
-            check(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "an int >= 1")
-        check(isinstance(self.seed, int) and 0 <= self.seed < 2**31, "seed", "an int in 0..2^31-1")
-        check(isinstance(self.members, int) and 1 <= self.members <= 16, "members", "an int in 1..16")
-        check(self.train_subset >= 0 and self.val_subset >= 0, "train_subset", "0 (all) or a positive count")
-        check(isinstance(self.head_views, int) and 0 <= self.head_views <= 16, "head_views", "an int in 0..16")
+            check(is_int(name, 1), name, "an int >= 1")
+        check(is_int("seed", 0, 2**31 - 1), "seed", "an int in 0..2^31-1")
+        check(is_int("members", 1, 16), "members", "an int in 1..16")
+        for name in ("train_subset", "val_subset"):
+            check(is_int(name, 0), name, "0 (all) or a positive count")
+        check(is_int("head_views", 0, 16), "head_views", "an int in 0..16")
+        check(isinstance(self.init_cnn, str), "init_cnn", "a checkpoint path or empty")
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(head=self.head, widths=list(self.widths), members=self.members)
@@ -157,29 +164,7 @@ def make_config(preset: str, **overrides) -> TrainConfig:
     unknown = set(overrides) - known
     if unknown:
         raise ValueError(f"unknown TrainConfig fields: {sorted(unknown)}")
-    config = replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+    base = PRESETS[preset]
+    config = replace(base, widths=list(base.widths), **{k: v for k, v in overrides.items() if v is not None})
     config.validate()
     return config
-
-
-def train(config: TrainConfig, *, out_path, run_dir=None, progress=None, resume: bool = False,
-          show_progress: bool = False) -> dict:  # fmt: skip
-    """Train per `config`, write the best checkpoint to out_path (rank 0), return the final val metrics.
-
-    run_dir: where metrics.jsonl and resume.pt go (rank 0 only); needed for --resume and for SIGTERM to
-    leave a resumable state. progress(record) is called with each metrics record (format in the contract).
-    Raises TrainingInterrupted on SIGTERM (after writing resume.pt), ValueError on a bad config.
-    """
-    config.validate()
-    trainer = Trainer(config, out_path=Path(out_path), run_dir=Path(run_dir) if run_dir else None,
-                      progress=progress, show_progress=show_progress)  # fmt: skip
-    in_main = threading.current_thread() is threading.main_thread()  # signals can only be set there
-    previous = signal.signal(signal.SIGTERM, trainer.request_stop) if in_main else None
-    try:
-        if resume:
-            trainer.load_resume()
-        return trainer.run()
-    finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
-        trainer.close()

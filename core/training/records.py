@@ -1,5 +1,6 @@
 """The metrics schema, in one place: what a training run appends to RUN_DIR/metrics.jsonl, and how
-runs and the UI read it back. One JSON object per line, with exactly RECORD_KEYS."""
+runs and the UI read it back. One JSON object per line with RECORD_KEYS (built by make_record, so the
+writer and the readers cannot drift apart); the final 'done' line adds 'checkpoint'."""
 
 from __future__ import annotations
 
@@ -10,6 +11,17 @@ METRICS_FILE = "metrics.jsonl"
 RECORD_KEYS = ("time", "step", "phase", "epoch", "epochs", "loss", "val_mae", "val_digit_acc", "elapsed", "eta",
                "progress")
 PHASES = ("cnn", "head", "joint", "done")  # "done": the final line, the selected model's metrics
+
+
+def make_record(extra: dict | None = None, **values) -> dict:
+    """A record with exactly RECORD_KEYS (in order), plus `extra` keys such as 'checkpoint'."""
+    missing, unknown = set(RECORD_KEYS) - set(values), set(values) - set(RECORD_KEYS)
+    if missing or unknown:
+        raise ValueError(f"a metrics record needs exactly {RECORD_KEYS}: missing {sorted(missing)}, "
+                         f"unknown {sorted(unknown)}")
+    if values["phase"] not in PHASES:
+        raise ValueError(f"record phase must be one of {PHASES}, got {values['phase']!r}")
+    return {**{k: values[k] for k in RECORD_KEYS}, **(extra or {})}
 
 
 def append_record(run_dir: Path, record: dict) -> None:
