@@ -1,50 +1,32 @@
-"""Digit images as pictures: a strip of digits and a dependency-free PNG encoder.
+"""Digit images as pictures: a strip of digits, and PNG bytes (Pillow) for downloads and the UI.
 
-Pure numpy + zlib (no torchvision, no PIL), shared by `scripts/generate` and the dashboard.
 Images are MNIST-style: uint8, white digit on black, shape (28, 28).
 """
 
 from __future__ import annotations
 
-import struct
-import zlib
+import io
 from collections.abc import Sequence
 
 import numpy as np
+from PIL import Image
 
 WRONG_RGB = (239, 68, 68)  # the frame of a misread digit (the dashboard's "bad" red)
 RIGHT_RGB = (71, 85, 105)  # a neutral slate frame: visible on light and dark backgrounds
 
 
 def png_bytes(image: np.ndarray) -> bytes:
-    """Encode a uint8 (H, W) grayscale or (H, W, 3) RGB array as PNG bytes.
-
-    A minimal writer (signature, IHDR, one IDAT, IEND) is enough for these small images and keeps
-    the dashboard free of an imaging dependency.
-    """
+    """Encode a uint8 (H, W) grayscale or (H, W, 3) RGB array as PNG bytes."""
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
         raise ValueError(f"png_bytes expects uint8 pixels, got {arr.dtype}")
-    if arr.ndim == 2:
-        color_type, channels = 0, 1
-    elif arr.ndim == 3 and arr.shape[2] == 3:
-        color_type, channels = 2, 3
-    else:
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
         raise ValueError(f"png_bytes expects shape (H, W) or (H, W, 3), got {arr.shape}")
-    height, width = arr.shape[:2]
-    if height == 0 or width == 0:
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError("png_bytes expects a non-empty image")
-    rows = np.ascontiguousarray(arr).reshape(height, width * channels)
-    # Every scanline starts with filter byte 0 ("None").
-    raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1).tobytes()
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(tag + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(arr)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def strip_image(images: np.ndarray, wrong: Sequence[bool] | None = None,

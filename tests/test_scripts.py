@@ -8,7 +8,7 @@ import pytest
 
 from core import evaluate, load_predictor
 from core.data import load_mnist, split_arrays
-from core.data.sequences import derive_seed
+from core.seeds import derive_seed
 from core.sequences import generate_sequences
 from scripts import evaluate as evaluate_cli
 from scripts import generate as generate_cli

@@ -278,12 +278,6 @@ def generate_sequences(split: str, count: int, length, *, seed: int, target_sum=
     return Sequences(split=split, indices=indices, digits=digit_rows, lengths=lengths.astype(np.int64), sums=sums)
 
 
-def derive_seed(seed: int, *keys: int) -> int:
-    """An independent seed for one part of a seeded whole (a length of an evaluation set, a training
-    step, ...): seed + key would make (seed, key + 1) and (seed + 1, key) the same stream."""
-    return int(np.random.SeedSequence(int(seed), spawn_key=tuple(int(k) for k in keys)).generate_state(1)[0])
-
-
 def parse_lengths(text: str) -> list[int]:
     """'1-10,20,50' -> [1, 2, ..., 10, 20, 50] (sorted, unique); ValueError on anything else."""
     lengths: set[int] = set()

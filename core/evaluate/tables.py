@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from core.data import load_mnist, split_arrays
-from core.data.sequences import Sequences, derive_seed, generate_sequences
+from core.data.sequences import Sequences, generate_sequences
+from core.seeds import derive_seed
 
 ORIGINAL_MAE = 0.838  # the original project: test MAE on 20,000 length-10 sequences
 ORIGINAL_PROTOCOL = {"length": 10, "count": 20_000, "seed": 0}

@@ -23,8 +23,9 @@ from core.io import atomic_write
 from core.model import DigitSumModel, final_sums
 from core.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.paths import REPO_ROOT
+from core.seeds import derive_seed
 from core.training import distributed as dd
-from core.training.phases import SETUPS, STEP, VIEW, augment, derive_seed, one_cycle, select_epoch, to_float
+from core.training.phases import SETUPS, STEP, VIEW, augment, one_cycle, select_epoch, to_float
 from core.training.records import append_record, make_record
 
 PHASES = tuple(SETUPS)  # cnn, head, joint

@@ -17,17 +17,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from core.model import final_sums
+from core.seeds import derive_seed
 from core.training.distributed import ddp
 
 # Purposes of derived seeds: the first element of the SeedSequence spawn key, so streams never collide.
 STEP, ORDER, VIEW = 0, 1, 2
-
-
-def derive_seed(seed: int, *path: int) -> int:
-    """A 63-bit seed for one use of the run's seed, e.g. (STEP, phase, epoch, step, rank): numpy's
-    SeedSequence hashes the path, so neighbouring positions get unrelated streams."""
-    state = np.random.SeedSequence(seed, spawn_key=path).generate_state(1, np.uint64)[0]
-    return int(state) & 0x7FFF_FFFF_FFFF_FFFF
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, cfg) -> torch.Tensor:

@@ -1,0 +1,32 @@
+"""scripts.benchmark on a tiny configuration: the report is written, complete and consistent."""
+
+import json
+import shutil
+
+import pytest
+
+from scripts import benchmark
+
+
+def test_benchmark_writes_a_consistent_report(smoke_checkpoint, tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    shutil.copy2(smoke_checkpoint, checkpoints / "default.pt")
+    out = tmp_path / "report" / "bench"
+    assert benchmark.main(["--checkpoint-dir", str(checkpoints), "--heads", "lstm", "--lengths", "1,3",
+                           "--per-length", "20", "--seed", "4", "--out", str(out)]) == 0
+    report = json.loads(out.with_suffix(".json").read_text())
+    (result,) = report["heads"]
+    assert result["head"] == "lstm" and result["preset"] == "smoke"
+    assert [row["length"] for row in result["by_length"]] == [1, 3] and result["eval_sequences"] == 40
+    assert 0.0 <= result["original"]["exact_acc"] <= 1.0 and result["original"]["n"] == 20_000
+    assert 0.5 < result["digit_acc"] <= 1.0  # a smoke model reads most digits
+    markdown = out.with_suffix(".md").read_text()
+    assert "## Targets for the default checkpoint" in markdown and f"{result['original']['mae']:.4f}" in markdown
+    assert not list(out.parent.glob("*.tmp"))  # atomic writes leave nothing behind
+
+
+def test_benchmark_refuses_unknown_heads_with_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.main(["--heads", "transformer", "--out", str(tmp_path / "x")])
+    assert exit_info.value.code == 2 and "unknown head" in capsys.readouterr().err
