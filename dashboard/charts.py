@@ -1,6 +1,6 @@
 """Chart builders: pure functions from DataFrames / arrays to plotly or altair figures.
 
-No Streamlit here, so every builder is unit-tested directly (tests/test_components.py). Pages
+No Streamlit here, so every builder is unit-tested directly (tests/test_components.py). Views
 render them with `st.plotly_chart(..., theme="streamlit")` / `st.altair_chart`, which adapts the
 background and text to the light or dark theme; the data colours come from dashboard.theme.
 """

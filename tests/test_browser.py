@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from scripts.dashboard_timing import CHROMIUM_ARGS, free_port  # shared with the benchmark
-from tests.test_pages import dashboard_checkpoint_dir
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -37,17 +36,15 @@ EVAL_SET = "lengths=1-10,20,50,100&per_length=40&seed=0"  # a small set keeps th
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, checkpoint_dir):
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("Debian chromium is not installed (apt-get install -y chromium; `make test` does "
                     "this as root): browser tests skipped")
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    # The real checkpoints/ folder when it holds the shipped model (so the screenshots show what a
-    # user sees, benchmark figures included); otherwise a temp folder with a smoke model.
-    shipped = REPO / "checkpoints" / "default.pt"
-    use_repo = shipped.exists() and not os.environ.get("DIGITSUM_TEST_CHECKPOINT")
-    checkpoints = shipped.parent if use_repo else dashboard_checkpoint_dir(tmp_path_factory)
+    # The real checkpoints/ folder (so the screenshots show what a user sees, benchmark figures
+    # included), unless DIGITSUM_TEST_CHECKPOINT names another model: then conftest's copy of it.
+    checkpoints = checkpoint_dir if os.environ.get("DIGITSUM_TEST_CHECKPOINT") else REPO / "checkpoints"
     port = free_port()
     log_path = OUTPUT / "streamlit-server.log"
     OUTPUT.mkdir(parents=True, exist_ok=True)
@@ -55,7 +52,7 @@ def server(tmp_path_factory):
            "DIGITSUM_CHECKPOINT_DIR": str(checkpoints),
            "DIGITSUM_RUNS_DIR": str(tmp_path_factory.mktemp("runs"))}
     # -P: no current directory on sys.path, as with `make run`'s .venv/bin/streamlit, so the
-    # dashboard must find `core` on its own (dashboard/_bootstrap.py).
+    # dashboard must find `core` on its own (the sys.path line at the top of dashboard/app.py).
     python = [sys.executable, "-P"] if sys.version_info >= (3, 11) else [sys.executable]
     command = [*python, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), "--server.port",
                str(port), "--server.address", "127.0.0.1", "--server.headless", "true",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from core.runs import api as runs
+from core import runs
 from scripts.dashboard_timing import CHROMIUM_ARGS, free_port  # shared with the benchmark
 
 REPO = Path(__file__).resolve().parents[1]

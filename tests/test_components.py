@@ -1,4 +1,5 @@
-"""dashboard.components and dashboard.charts: pure helpers and chart builders, without Streamlit."""
+"""The dashboard's plain helpers (links, tables, headlines, digit_row, runs_display) and chart builders,
+without Streamlit."""
 
 import json
 import zlib
@@ -10,9 +11,9 @@ import plotly.graph_objects as go
 import pytest
 
 from core import evaluate
-from core.sequences import parse_lengths
-from dashboard import charts, components
-from dashboard.components import SequenceSpec
+from core.data.sequences import parse_lengths
+from dashboard import charts, digit_row, headlines, links, runs_display, tables
+from dashboard.links import SequenceSpec
 
 
 def fake_results(n: int = 60, seed: int = 0) -> pd.DataFrame:
@@ -47,11 +48,11 @@ def results() -> pd.DataFrame:
 
 @pytest.mark.parametrize("lengths", [[1], [1, 2, 3], [1, 2, 3, 5, 20, 21, 100], list(range(1, 11)) + [1000]])
 def test_format_lengths_round_trips_through_core_parser(lengths):
-    assert parse_lengths(components.format_lengths(lengths)) == lengths
+    assert parse_lengths(links.format_lengths(lengths)) == lengths
 
 
 def test_format_lengths_compacts_runs():
-    assert components.format_lengths([5, 1, 2, 3, 20]) == "1-3,5,20"
+    assert links.format_lengths([5, 1, 2, 3, 20]) == "1-3,5,20"
 
 
 @pytest.mark.parametrize("spec", [
@@ -79,7 +80,7 @@ def test_bad_links_raise_value_error_naming_the_parameter(query, message):
 
 
 def test_inspector_url_carries_spec_and_checkpoint():
-    url = components.inspector_url(SequenceSpec("eval", index=3, lengths=(10,), per_length=5, seed=1),
+    url = links.inspector_url(SequenceSpec("eval", index=3, lengths=(10,), per_length=5, seed=1),
                                    "checkpoints/default.pt")
     assert url.startswith("inspector?")
     assert "index=3" in url and "lengths=10" in url and "ckpt=checkpoints%2Fdefault.pt" in url
@@ -88,65 +89,168 @@ def test_inspector_url_carries_spec_and_checkpoint():
 # ----------------------------------------------------------------------------- tables and metadata
 
 def test_with_links_keeps_order_and_adds_links(results):
-    worst = components.with_links(evaluate.worst_sequences(results, 5), lambda i: f"inspector?index={i}")
-    assert list(worst.columns) == components.TABLE_COLUMNS + ["inspect"]
+    worst = tables.with_links(evaluate.worst_sequences(results, 5), lambda i: f"inspector?index={i}")
+    assert list(worst.columns) == tables.TABLE_COLUMNS + ["inspect"]
     assert worst["abs_error"].is_monotonic_decreasing
     assert worst["inspect"].tolist() == [f"inspector?index={i}" for i in worst["seq_id"]]
 
 
 def test_csv_bytes_flattens_list_columns(results):
-    text = components.csv_bytes(results.head(3)).decode()
+    text = tables.csv_bytes(results.head(3)).decode()
     header, first = text.splitlines()[:2]
     assert "true_digits" in header and "[" not in first
 
 
 @pytest.mark.parametrize("max_sum, width", [(0, 1), (40, 1), (41, 2), (90, 5), (450, 20), (9000, 500)])
 def test_nice_bucket_width_keeps_the_heatmap_readable(max_sum, width):
-    assert components.nice_bucket_width(max_sum) == width
+    assert tables.nice_bucket_width(max_sum) == width
 
 
 def test_training_range():
-    assert components.training_range({"train_lengths": [1, 10]}) == (1, 10)
-    assert components.training_range({}) is None
-    assert components.training_range({"train_lengths": "junk"}) is None
+    assert tables.training_range({"train_lengths": [1, 10]}) == (1, 10)
+    assert tables.training_range({}) is None
+    assert tables.training_range({"train_lengths": "junk"}) is None
 
 
-def test_headlines_from_metadata_and_benchmark(tmp_path):
-    assert components.stored_headlines({"metrics": {"test_protocol_mae": 0.02, "val_mae": 3}}) == {
-        "protocol_mae": 0.02}
+def test_headlines_from_the_benchmark(tmp_path):
     ckpt = tmp_path / "default.pt"
     ckpt.write_bytes(b"")
     report = {"created": "2030-01-02T00:00:00+00:00", "heads": [{
         "checkpoint": "default.pt", "digit_acc": 0.998, "original": {"mae": 0.03, "exact_acc": 0.98},
         "by_length": [{"length": 100, "mae": 0.4, "exact_acc": 0.8}, {"length": 1000, "mae": 4.0,
                                                                        "exact_acc": 0.2}]}]}
-    found = components.benchmark_headlines(report, ckpt, tmp_path, "2030-01-01T00:00:00+00:00")
+    found = headlines.benchmark_headlines(report, ckpt, tmp_path, "2030-01-01T00:00:00+00:00")
     assert found == {"protocol_mae": 0.03, "protocol_exact": 0.98, "digit_acc": 0.998, "mae_100": 0.4,
                      "exact_100": 0.8, "mae_1000": 4.0, "exact_1000": 0.2}
     # A benchmark older than the checkpoint describes another model: ignored.
-    assert components.benchmark_headlines(report, ckpt, tmp_path, "2031-01-01T00:00:00+00:00") == {}
-    assert components.benchmark_headlines(None, ckpt, tmp_path, "2030") == {}
+    assert headlines.benchmark_headlines(report, ckpt, tmp_path, "2031-01-01T00:00:00+00:00") == {}
+    assert headlines.benchmark_headlines(None, ckpt, tmp_path, "2030") == {}
 
 
 def test_metadata_rows_flatten_nested_dicts():
-    rows = components.metadata_rows({"head": "lstm", "train_config": {"lr": 0.1, "seed": 0}})
+    rows = tables.metadata_rows({"head": "lstm", "train_config": {"lr": 0.1, "seed": 0}})
     assert dict(zip(rows["field"], rows["value"])) == {"head": "lstm", "train_config.lr": "0.1",
                                                        "train_config.seed": "0"}
 
 
 def test_misread_summary():
-    assert components.misread_summary([1, 2, 3], [1, 2, 3]) == "Every digit was read correctly."
-    assert components.misread_summary([7, 2, 4], [1, 2, 9]) == "Misread at steps 1 (7 read as 1), 3 (4 read as 9)."
-    assert components.misread_summary([7] * 20, [1] * 20, limit=2).endswith("and 18 more.")
+    assert digit_row.misread_summary([1, 2, 3], [1, 2, 3]) == "Every digit was read correctly."
+    assert digit_row.misread_summary([7, 2, 4], [1, 2, 9]) == "Misread at steps 1 (7 read as 1), 3 (4 read as 9)."
+    assert digit_row.misread_summary([7] * 20, [1] * 20, limit=2).endswith("and 18 more.")
 
 
 def test_digit_row_html_marks_wrong_digits():
     images = np.zeros((3, 28, 28), np.uint8)
-    html = components.digit_row_html(images, [1, 2, 3], [1, 7, 3], [0.99, 0.51, 0.8])
+    html = digit_row.digit_row_html(images, [1, 2, 3], [1, 7, 3], [0.99, 0.51, 0.8])
     assert html.count("<img") == 3 and "overflow-x:auto" in html
     assert "pred 7" in html and html.count("#EF4444") == 2  # one wrong digit: frame + text
     with pytest.raises(ValueError):
-        components.digit_row_html(images, [1, 2], [1, 2], [1, 1])
+        digit_row.digit_row_html(images, [1, 2], [1, 2], [1, 1])
+
+
+def test_headlines_prefer_the_benchmark_and_name_their_source():
+    shown = {h.key: h for h in headlines.headlines({"protocol_mae": 0.05}, {"protocol_mae": 0.9, "digit_acc": 0.99})}
+    assert list(shown) == list(headlines.HEADLINES)
+    assert (shown["protocol_mae"].text, shown["protocol_mae"].source) == ("0.050", headlines.FROM_BENCHMARK)
+    assert shown["protocol_mae"].delta == f"{0.05 - evaluate.ORIGINAL_MAE:+.3f} vs original {evaluate.ORIGINAL_MAE}"
+    assert (shown["digit_acc"].text, shown["digit_acc"].source) == ("99.00%", headlines.MEASURED)
+    assert (shown["mae_1000"].text, shown["mae_1000"].source, shown["mae_1000"].value) == ("—", headlines.MISSING, None)
+    assert headlines.missing({"protocol_mae": 0.05}) == [k for k in headlines.HEADLINES if k != "protocol_mae"]
+    assert headlines.verdict(0.0838) == "10.0× smaller" and headlines.verdict(1.676) == "2.0× larger"
+    assert headlines.lookup({"a": {"b": float("nan")}, "c": "2"}, "a.b", "c") == 2.0
+
+
+def test_eval_spec_clamps_and_stepped_moves():
+    spec = links.eval_spec(99, [1, 2], 5, 3, size=10)
+    assert spec == SequenceSpec("eval", index=9, lengths=(1, 2), per_length=5, seed=3)
+    assert links.eval_spec(-4, [1], 5, 3, size=10).index == 0
+    assert links.stepped(spec, 1, size=10).index == 9 and links.stepped(spec, -1, size=10).index == 8
+    gen = SequenceSpec("gen", length=5, seed=0, target=20)
+    assert links.stepped(gen, -1, size=10) == gen and links.stepped(gen, 2, size=10).seed == 2
+
+
+def test_generator_spec_validates_and_shortens():
+    assert links.generator_spec(5, 7, range(10)).digits is None  # every digit: no constraint in the link
+    assert links.generator_spec(5, 7, [7, 1], target=20).digits == (1, 7)
+    with pytest.raises(ValueError, match="at least one allowed digit"):
+        links.generator_spec(5, 7, [])
+    with pytest.raises(ValueError, match="lowest sum"):
+        links.generator_spec(5, 7, [1], sum_min=9, sum_max=3)
+
+
+def test_spec_titles_and_link_query():
+    assert links.spec_title(SequenceSpec("eval", index=4), 1200, 12) == "Sequence 4 of 1,200 (length 12)"
+    assert (links.spec_title(SequenceSpec("gen", length=9, seed=2, sum_min=3, sum_max=8))
+            == "Generated sequence (length 9, seed 2, sum in 3–8)")
+    assert links.link_query(SequenceSpec("gen", length=9, seed=2), "a.pt") == {
+        "src": "gen", "length": "9", "seed": "2", "ckpt": "a.pt"}
+
+
+def test_most_frequent_confusion():
+    cm = np.diag(np.arange(10) + 5)
+    assert tables.most_frequent_confusion(cm) == (9, 9)  # nothing misread: the most frequent digit
+    cm[7, 1], cm[4, 9] = 3, 2
+    assert tables.most_frequent_confusion(cm) == (7, 1)
+
+
+def test_step_table_and_length_table(results):
+    row = results.iloc[0]
+    steps = tables.step_table(row)
+    assert list(steps["step"]) == list(range(1, row["length"] + 1))
+    assert np.allclose(steps["added"].cumsum(), row["running"])
+    assert np.allclose(steps["gap"], np.asarray(row["running"]) - np.cumsum(row["true_digits"]))
+    stats = tables.length_table(results, (1, 10))
+    assert list(stats["length"]) == [1, 5, 10, 20, 100]
+    assert list(stats["in training range"]) == [True, True, True, False, False]
+    assert not tables.length_table(results, None)["in training range"].any()
+
+
+def test_training_facts():
+    facts = tables.training_facts({"head": "lstm", "train_lengths": [1, 10], "train_config": {"epochs_cnn": 3, "seed": 4}})
+    assert facts["training lengths"] == "1–10" and facts["epochs (cnn/head/joint)"] == "3/?/?" and facts["seed"] == 4
+    assert tables.training_facts(None)["head"] is None
+
+
+def test_comparison_tables(results):
+    better = results.assign(pred_rounded=results["true_sum"])
+    by_len = tables.compare_by_length(results, better, "A", "B")
+    assert list(by_len["length"]) == [1, 5, 10, 20, 100] and (by_len["Δ MAE"] <= 0).all()
+    diff = tables.disagreements(results, better, "A", "B")
+    assert len(diff) == int((~results["exact"]).sum()) and set(diff["right"]) == {"B"}
+
+
+# ----------------------------------------------------------------------------- runs
+
+def fake_run(status="running", cancelling=False):
+    """A core.runs.Run-like object (display_status is "cancelling" while a cancel is under way)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(id="r1", status=status, preset="smoke", overrides={"epochs_head": 1}, progress=0.25,
+                           eta=75.0, device="cpu", world_size=1, metrics={"val_mae": 0.5}, created="now",
+                           finished=None, display_status="cancelling" if cancelling else status)
+
+
+def test_runs_display_words_a_run():
+    assert runs_display.status(fake_run()) == "running"
+    assert runs_display.status(fake_run(cancelling=True)) == "cancelling"
+    assert runs_display.progress_text(fake_run()) == "25% · ETA 1 min 15 s"
+    assert "cancelling" in runs_display.progress_text(fake_run(cancelling=True))
+    assert runs_display.eta_text(None) == "ETA unknown" and runs_display.eta_text(9.6) == "ETA 10 s"
+    assert runs_display.run_label(fake_run()) == "r1 · smoke (epochs_head=1)"
+    rows = runs_display.runs_rows([fake_run(cancelling=True)])
+    assert rows.loc[0, "status"] == "cancelling" and rows.loc[0, "settings"] == "epochs_head=1"
+
+
+def test_launch_config_keeps_only_real_overrides():
+    base = {"head": "lstm", "min_len": 1, "max_len": 10}
+    form = {"preset": "smoke", "device": "cpu", "head": "lstm", "lengths": (1, 10), "lr": None, "batch_size": 64,
+            "seed": None, "epochs_cnn": None, "epochs_head": 1, "epochs_joint": None, "world": 4}
+    config, world = runs_display.launch_config(form, base, device_count=4)
+    assert "head" not in config and "min_len" not in config and world is None  # cpu: one process
+    assert config["epochs_head"] == 1 and config["batch_size"] == 64
+    config, world = runs_display.launch_config({**form, "device": "cuda", "head": "deepsets", "lengths": (2, 8)},
+                                               base, device_count=4)
+    assert (config["head"], config["min_len"], config["max_len"], world) == ("deepsets", 2, 8, 4)
 
 
 # ----------------------------------------------------------------------------- charts

@@ -1,4 +1,4 @@
-"""The Training page (dashboard/pages/training.py) through Streamlit's AppTest.
+"""The Training view (dashboard/views/training.py) through Streamlit's AppTest.
 
 The registry lives in a temp DIGITSUM_RUNS_DIR and supervisors are not spawned (launches stay
 queued), so these tests are fast; runs in other states are staged directly in the registry.
@@ -15,9 +15,9 @@ import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
+from core import runs
 from core.model import DigitSumModel, ModelConfig
 from core.model.checkpoint import save_checkpoint
-from core.runs import api as runs
 from core.runs import process as proc
 from core.runs import registry as db
 
@@ -25,7 +25,10 @@ APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
 
 @pytest.fixture
-def registry(tmp_path, monkeypatch):
+def spawned(tmp_path, monkeypatch):
+    """A private registry whose supervisors are recorded instead of spawned (runs stay queued, and a
+    staged "running" run has no process to stop), and an empty checkpoint folder. Not conftest's
+    `registry`: its teardown would try to cancel the staged runs."""
     monkeypatch.setenv("DIGITSUM_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("DIGITSUM_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
     monkeypatch.setenv("DIGITSUM_RUNS_KICK_AFTER_S", "3600")  # nothing restarts a staged queue
@@ -33,7 +36,7 @@ def registry(tmp_path, monkeypatch):
     (tmp_path / "checkpoints").mkdir()
     spawned: list[str] = []
     monkeypatch.setattr(proc, "spawn_supervisor", lambda device, *a: spawned.append(device))
-    st.cache_data.clear()  # the page caches the GPU list
+    st.cache_data.clear()  # the view caches the GPU list
     return spawned
 
 
@@ -41,7 +44,7 @@ def open_page(**session) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=90)
     for key, value in session.items():
         at.session_state[key] = value
-    at.switch_page("pages/training.py")
+    at.switch_page("views/training.py")
     at.run()
     assert not at.exception, at.exception
     return at
@@ -78,7 +81,7 @@ def tiny_checkpoint(path: Path, seed: int) -> None:
                     {"model_config": config.to_dict(), "head": "lstm", "train_lengths": [1, 10], "preset": "smoke"})
 
 
-def test_empty_registry_shows_the_form_and_a_cpu_only_note(registry):
+def test_empty_registry_shows_the_form_and_a_cpu_only_note(spawned):
     at = open_page()
     assert "Training" in texts(at.title)
     assert "Only the CPU is available" in texts(at.info) and "No runs yet" in texts(at.info)
@@ -87,23 +90,23 @@ def test_empty_registry_shows_the_form_and_a_cpu_only_note(registry):
     assert widget(at.slider, "Training lengths").value == (1, 10)
 
 
-def test_launch_from_the_form_then_cancel_and_resume(registry):
+def test_launch_from_the_form_then_cancel_and_resume(spawned):
     at = open_page()
     widget(at.selectbox, "Device").set_value("cpu")
     widget(at.number_input, "Head epochs").set_value(1)
     widget(at.slider, "Training lengths").set_value((2, 8))
     click(at, "Launch")
     [run] = runs.list_runs()
-    assert registry == ["cpu"] and run.status == "queued" and run.device == "cpu"
+    assert spawned == ["cpu"] and run.status == "queued" and run.device == "cpu"
     assert run.overrides == {"epochs_head": 1, "min_len": 2, "max_len": 8}
     assert run.id in texts(at.subheader) and "queued" in texts(at.subheader)
     click(at, "Cancel run")
     assert runs.get(run.id).status == "cancelled" and "cancelled" in texts(at.subheader)
     click(at, "Resume run")
-    assert runs.get(run.id).status == "queued" and registry == ["cpu", "cpu"]
+    assert runs.get(run.id).status == "queued" and spawned == ["cpu", "cpu"]
 
 
-def test_bad_input_is_a_message_not_a_traceback(registry):
+def test_bad_input_is_a_message_not_a_traceback(spawned):
     at = open_page()
     widget(at.selectbox, "Device").set_value("cuda")
     click(at, "Launch")
@@ -111,7 +114,7 @@ def test_bad_input_is_a_message_not_a_traceback(registry):
     assert runs.list_runs() == []
 
 
-def test_running_run_shows_progress_curves_and_log(registry):
+def test_running_run_shows_progress_curves_and_log(spawned):
     me = os.getpid()
     run = stage("running", pid=me, pid_token=proc.proc_token(me), progress=0.4, eta=75.0)
     lines = [{"step": i, "phase": "cnn" if i < 5 else "head", "loss": 2.0 / i, "progress": i / 10,
@@ -125,9 +128,23 @@ def test_running_run_shows_progress_curves_and_log(registry):
     assert len(at.get("vega_lite_chart")) == 2  # loss and val MAE curves
     assert "phase head epoch 1" in texts(at.code)
     assert [b.label for b in at.button if b.label.endswith("run")] == ["Cancel run"]
+    listed = at.dataframe[0].value  # the run list
+    assert list(listed["id"]) == [run.id] and list(listed["status"]) == ["running"]
+    assert list(listed["progress"]) == [0.4]
 
 
-def test_failed_run_shows_its_error_and_can_resume(registry):
+def test_a_run_being_cancelled_reads_cancelling_without_a_cancel_button(spawned):
+    me = os.getpid()
+    run = stage("running", pid=me, pid_token=proc.proc_token(me), progress=0.5, cancel_deadline=4102444800.0)
+    assert runs.get(run.id).cancelling
+    at = open_page()
+    assert f"Run {run.id} — cancelling" in texts(at.subheader)
+    assert "cancelling" in at.get("progress")[0].proto.text
+    assert list(at.dataframe[0].value["status"]) == ["cancelling"]
+    assert not [b for b in at.button if b.label == "Cancel run"]
+
+
+def test_failed_run_shows_its_error_and_can_resume(spawned):
     run = stage("failed", error="the trainer stopped with signal SIGKILL\n--- last log lines ---\nboom")
     at = open_page()
     assert "signal SIGKILL" in texts(at.error)
@@ -135,7 +152,7 @@ def test_failed_run_shows_its_error_and_can_resume(registry):
     assert runs.get(run.id).status == "queued"
 
 
-def test_succeeded_run_compares_with_the_selected_checkpoint(registry, tmp_path):
+def test_succeeded_run_compares_with_the_selected_checkpoint(spawned, tmp_path):
     tiny_checkpoint(tmp_path / "checkpoints" / "base.pt", seed=0)
     run = stage("succeeded", progress=1.0, metrics={"val_mae": 0.5})
     tiny_checkpoint(run.run_dir / "model.pt", seed=1)

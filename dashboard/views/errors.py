@@ -6,19 +6,15 @@ Numbers come from core.evaluate on the sidebar's evaluation set.
 
 from functools import partial
 
-import numpy as np
 import streamlit as st
-from _bootstrap import router_guard  # first: puts the repo root on sys.path
 
 from core import evaluate
-from dashboard import charts, components, state
+from dashboard import charts, links, settings, tables
 
-router_guard()  # first: a page opened without the router reruns through it
-
-s = state.settings()
-predictor = state.require(s)
-train = components.training_range(predictor.metadata)
-df = state.sidebar_evaluation(s)
+s = settings.settings()
+predictor = settings.require(s)
+train = tables.training_range(predictor.metadata)
+df = settings.sidebar_evaluation(s)
 
 st.title("Error analysis")
 
@@ -30,16 +26,14 @@ f1, f2, f3 = st.columns([3, 3, 1], vertical_alignment="bottom")
 length_range = (f1.select_slider("Length range", options=lengths, value=(lengths[0], lengths[-1]),
                                  key=f"f_len_{lengths[0]}_{lengths[-1]}_{len(lengths)}")
                 if len(lengths) > 1 else (lengths[0], lengths[0]))
-sum_range = f2.slider("True-sum range", 0, max(max_sum, 1), (0, max(max_sum, 1)),
-                      key=f"f_sum_{max_sum}")
+sum_range = f2.slider("True-sum range", 0, max(max_sum, 1), (0, max(max_sum, 1)), key=f"f_sum_{max_sum}")
 errors_only = f3.checkbox("Errors only", key="f_errors",
                           help="Only sequences whose rounded prediction is not the true sum.")
 view = evaluate.filter_results(df, length_range, sum_range, errors_only)
 st.caption(f"{len(view):,} of {len(df):,} sequences match the filters "
            f"({s.per_length} test sequences per length, seed {s.seed}).")
 if view.empty:
-    st.warning("No sequences match these filters: widen the length or sum range, or untick "
-               "'Errors only'.")
+    st.warning("No sequences match these filters: widen the length or sum range, or untick 'Errors only'.")
     st.stop()
 
 # ----------------------------------------------------------------------------- by length
@@ -52,7 +46,7 @@ st.caption("Mean absolute error (left) and share of sequences whose rounded pred
 left, right = st.columns(2)
 with left:
     h1, h2 = st.columns(2)
-    suggested = components.nice_bucket_width(max_sum)  # ~10-40 columns whatever the lengths
+    suggested = tables.nice_bucket_width(max_sum)  # ~10-40 columns whatever the lengths
     width = h1.number_input("Sum bucket width", min_value=1, max_value=1000, value=suggested,
                             key=f"bucket_width_{suggested}")
     metric = h2.radio("Colour by", ["mae", "error_rate"], horizontal=True, key="heat_metric",
@@ -75,8 +69,7 @@ with left:
                "errors. With many sequences the chart switches to a density grid.")
 with right:
     cm = evaluate.digit_confusion(view)
-    event = st.plotly_chart(charts.confusion_figure(cm), key="confusion", on_select="rerun",
-                            selection_mode="points")
+    event = st.plotly_chart(charts.confusion_figure(cm), key="confusion", on_select="rerun", selection_mode="points")
     st.caption("How the CNN read every digit image (rows: true, columns: predicted; diagonal "
                "blanked). Click a cell, or pick digits below, to list the sequences affected.")
     points = event.get("selection", {}).get("points", []) if event else []
@@ -88,8 +81,7 @@ with right:
             st.session_state["cm_true"], st.session_state["cm_pred"] = clicked
 
 # Default selection: the most frequent misreading (or, with none, the most frequent digit).
-off = cm - np.diag(np.diag(cm) + 1)
-worst_t, worst_p = divmod(int(off.argmax()), 10) if off.max() > 0 else (int(np.diag(cm).argmax()),) * 2
+worst_t, worst_p = tables.most_frequent_confusion(cm)
 st.session_state.setdefault("cm_true", worst_t)
 st.session_state.setdefault("cm_pred", worst_p)
 c1, c2, c3 = st.columns([1, 1, 4], vertical_alignment="bottom")
@@ -101,26 +93,27 @@ c3.markdown(f"**{len(hits):,}** sequences contain a {t} that the CNN read as {p}
             f"**{len(hits):,}** sequences contain a correctly read {t}.")
 
 
+def spec(seq_id: int) -> links.SequenceSpec:
+    return links.eval_spec(seq_id, s.lengths, s.per_length, s.seed, len(df))
+
+
 def link(seq_id: int) -> str:
-    spec = components.SequenceSpec("eval", index=seq_id, lengths=tuple(s.lengths),
-                                   per_length=s.per_length, seed=s.seed)
-    return components.inspector_url(spec, s.checkpoint_name)
+    return links.inspector_url(spec(seq_id), s.checkpoint_name)
 
 
-LINK = st.column_config.LinkColumn("inspect", display_text="open",
-                                   help="Opens the sequence in the inspector (new tab)")
+LINK = st.column_config.LinkColumn("inspect", display_text="open", help="Opens the sequence in the inspector (new tab)")
 FORMATS = {"pred_sum": st.column_config.NumberColumn("pred_sum", format="%.3f"),
            "error": st.column_config.NumberColumn("error", format="%+.3f"),
            "abs_error": st.column_config.NumberColumn("abs_error", format="%.3f"), "inspect": LINK}
 if len(hits):
-    st.dataframe(components.with_links(evaluate.worst_sequences(hits, 200), link),
+    st.dataframe(tables.with_links(evaluate.worst_sequences(hits, 200), link),
                  hide_index=True, column_config=FORMATS, key="confusion_table", height=220)
     st.caption("Sequences holding the chosen confusion, worst first (at most 200).")
 
 # ----------------------------------------------------------------------------- worst sequences
 st.subheader("Worst sequences")
 n_worst = st.slider("How many", 5, 200, 25, step=5, key="n_worst")
-worst = components.with_links(evaluate.worst_sequences(view, n_worst), link)
+worst = tables.with_links(evaluate.worst_sequences(view, n_worst), link)
 table = st.dataframe(worst, hide_index=True, column_config=FORMATS, key="worst_table",
                      on_select="rerun", selection_mode="single-row")
 st.caption("Largest absolute errors among the filtered sequences. Follow a row's link, or select "
@@ -128,11 +121,8 @@ st.caption("Largest absolute errors among the filtered sequences. Follow a row's
 rows = table.selection.rows if table else []
 if rows:
     seq_id = int(worst.iloc[rows[0]]["seq_id"])
-    spec = components.SequenceSpec("eval", index=seq_id, lengths=tuple(s.lengths),
-                                   per_length=s.per_length, seed=s.seed)
-    st.page_link("pages/inspector.py", label=f"Open sequence {seq_id} in the inspector",
-                 icon=":material/pageview:", query_params={**spec.to_query(), "ckpt": s.checkpoint_name})
+    st.page_link("views/inspector.py", label=f"Open sequence {seq_id} in the inspector",
+                 icon=":material/pageview:", query_params=links.link_query(spec(seq_id), s.checkpoint_name))
 st.download_button("Download the filtered table (CSV)",
-                   partial(components.csv_bytes, view.drop(columns=["indices"], errors="ignore")),
-                   file_name="digitsum_filtered.csv", mime="text/csv", on_click="ignore",
-                   key="csv")
+                   partial(tables.csv_bytes, view.drop(columns=["indices"], errors="ignore")),
+                   file_name="digitsum_filtered.csv", mime="text/csv", on_click="ignore", key="csv")

@@ -1,5 +1,5 @@
 """Generator: build a sequence on demand (length, seed, sum and digit constraints) and see how the
-selected checkpoint sums it. Sequences come from core.sequences on MNIST test images.
+selected checkpoint sums it. Sequences come from core.data.sequences on MNIST test images.
 """
 
 import secrets
@@ -8,15 +8,12 @@ from functools import partial
 
 import numpy as np
 import streamlit as st
-from _bootstrap import router_guard  # first: puts the repo root on sys.path
 
 from core.images import png_bytes, strip_image
-from dashboard import components, state
+from dashboard import cache, digit_row, links, settings
 
-router_guard()  # first: a page opened without the router reruns through it
-
-s = state.settings()
-predictor = state.require(s)
+s = settings.settings()
+predictor = settings.require(s)
 
 st.title("Generator")
 st.caption("Draws MNIST test images for a random digit sequence under your constraints, then "
@@ -32,47 +29,36 @@ def new_seed() -> None:
 
 # ----------------------------------------------------------------------------- inputs
 c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
-length = c1.number_input("Length", min_value=1, max_value=components.GENERATOR_MAX_LENGTH, value=10,
-                         step=1, key="gen_length")
+length = c1.number_input("Length", min_value=1, max_value=links.GENERATOR_MAX_LENGTH, value=10, step=1,
+                         key="gen_length")
 seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="gen_seed")
-c3.button("New random", icon=":material/casino:", on_click=new_seed, key="gen_random",
-          width="stretch")
+c3.button("New random", icon=":material/casino:", on_click=new_seed, key="gen_random", width="stretch")
 
 c1, c2, c3 = st.columns([2, 2, 2])
-mode = c1.radio("Sum constraint", ["none", "target sum", "sum range"], horizontal=True,
-                key="gen_mode")
+mode = c1.radio("Sum constraint", ["none", "target sum", "sum range"], horizontal=True, key="gen_mode")
 target = sum_min = sum_max = None
 if mode == "target sum":
-    target = int(c2.number_input("Target sum", min_value=0, value=min(45, 9 * length),
-                                 key="gen_target"))
+    target = int(c2.number_input("Target sum", min_value=0, value=min(45, 9 * length), key="gen_target"))
 elif mode == "sum range":
     sum_min = int(c2.number_input("Lowest sum", min_value=0, value=0, key="gen_sum_min"))
-    sum_max = int(c3.number_input("Highest sum", min_value=0, value=min(45, 9 * length),
-                                  key="gen_sum_max"))
-digits = st.multiselect("Allowed digits", list(range(10)), default=list(range(10)),
-                        key="gen_digits", help="Only these digits appear in the sequence.")
+    sum_max = int(c3.number_input("Highest sum", min_value=0, value=min(45, 9 * length), key="gen_sum_max"))
+digits = st.multiselect("Allowed digits", list(range(10)), default=list(range(10)), key="gen_digits",
+                        help="Only these digits appear in the sequence.")
 
 # ----------------------------------------------------------------------------- generate + predict
-problem = None
-if not digits:
-    problem = "Choose at least one allowed digit."
-elif sum_min is not None and sum_min > sum_max:
-    problem = f"The lowest sum ({sum_min}) is above the highest sum ({sum_max})."
-if problem:
-    st.error(problem)
+try:
+    spec = links.generator_spec(length, seed, digits, target, sum_min, sum_max)
+except ValueError as exc:
+    st.error(str(exc))
     st.stop()
-
-spec = components.SequenceSpec(
-    "gen", length=int(length), seed=int(seed), target=target, sum_min=sum_min, sum_max=sum_max,
-    digits=None if len(digits) == 10 else tuple(sorted(int(d) for d in digits)))
 start = time.perf_counter()
 try:
-    row = state.generated_row(s.checkpoint, spec)
+    row = cache.generated_row(s.checkpoint, spec)
 except ValueError as exc:  # impossible constraints: core explains why
     st.error(f"Cannot build this sequence: {exc}")
     st.stop()
 elapsed = time.perf_counter() - start
-images = state.test_split()[0][np.asarray(row["indices"], dtype=np.int64)]
+images = cache.sequence_images(row)
 true_digits, pred_digits = np.asarray(row["true_digits"]), np.asarray(row["pred_digits"])
 
 m1, m2, m3, m4 = st.columns(4)
@@ -82,16 +68,16 @@ m3.metric("Error", f"{row['error']:+.2f}", delta="exact" if row["exact"] else "w
           delta_color="normal" if row["exact"] else "inverse", delta_arrow="off")
 m4.metric("Misread digits", f"{int((true_digits != pred_digits).sum())} of {len(true_digits)}")
 
-st.html(components.digit_row_html(images, true_digits, pred_digits, row["digit_conf"]))
+st.html(digit_row.digit_row_html(images, true_digits, pred_digits, row["digit_conf"]))
 st.caption(f"The sequence: true digit, the CNN's reading and confidence under each image (misread "
            f"ones framed in red); scroll sideways for long sequences. "
-           f"{components.misread_summary(true_digits, pred_digits)} Generated and predicted in "
+           f"{digit_row.misread_summary(true_digits, pred_digits)} Generated and predicted in "
            f"{1000 * elapsed:.0f} ms.")
 
 b1, b2, _ = st.columns([1, 1, 2])
 with b1:
-    st.page_link("pages/inspector.py", label="Open in inspector", icon=":material/pageview:",
-                 query_params={**spec.to_query(), "ckpt": s.checkpoint_name})
+    st.page_link("views/inspector.py", label="Open in inspector", icon=":material/pageview:",
+                 query_params=links.link_query(spec, s.checkpoint_name))
 with b2:
     strip = partial(strip_image, images, true_digits != pred_digits)  # built only on click
     st.download_button("Download PNG", lambda: png_bytes(strip()),

@@ -9,31 +9,24 @@ An "eval" link names a row (seq_id) of the test-split evaluation set chosen in t
 from urllib.parse import urlencode
 
 import numpy as np
-import pandas as pd
 import streamlit as st
-from _bootstrap import router_guard  # first: puts the repo root on sys.path
 
 from core import evaluate
-from dashboard import charts, components, state
+from dashboard import cache, charts, digit_row, links, settings, tables
 
-router_guard()  # first: a page opened without the router reruns through it
-
-s = state.settings()
-predictor = state.require(s)
-df = state.sidebar_evaluation(s)
+s = settings.settings()
+predictor = settings.require(s)
+df = settings.sidebar_evaluation(s)
 worst_id = int(evaluate.worst_sequences(df, 1)["seq_id"].iloc[0])
 
 
-def eval_spec(index: int) -> components.SequenceSpec:
-    """The sidebar's evaluation set, row `index` (clamped to the set)."""
-    index = min(max(int(index), 0), len(df) - 1)
-    return components.SequenceSpec("eval", index=index, lengths=tuple(s.lengths),
-                                   per_length=s.per_length, seed=s.seed)
+def eval_spec(index: int) -> links.SequenceSpec:
+    return links.eval_spec(index, s.lengths, s.per_length, s.seed, len(df))
 
 
-def show(spec: components.SequenceSpec) -> None:
+def show(spec: links.SequenceSpec) -> None:
     """Point the URL at `spec` (and the selected checkpoint)."""
-    st.query_params.from_dict({**spec.to_query(), "ckpt": s.checkpoint_name})
+    st.query_params.from_dict(links.link_query(spec, s.checkpoint_name))
 
 
 # ----------------------------------------------------------------------------- which sequence
@@ -41,7 +34,7 @@ params = st.query_params.to_dict()
 spec, problem = None, None
 if params.get("src"):
     try:
-        spec = components.SequenceSpec.from_query(params)
+        spec = links.SequenceSpec.from_query(params)
     except ValueError as exc:
         problem = f"This link cannot be opened ({exc}); showing the worst sequence instead."
 if spec is None:
@@ -53,65 +46,48 @@ show(spec)
 
 if spec.source == "eval":
     row = df[df["seq_id"] == spec.index].iloc[0]
-    images = state.test_split()[0][np.asarray(row["indices"], dtype=np.int64)]
-    title = f"Sequence {spec.index} of {len(df):,} (length {int(row['length'])})"
+    title = links.spec_title(spec, len(df), int(row["length"]))
 else:
     try:
-        row = state.generated_row(s.checkpoint, spec)
-        images = state.test_split()[0][np.asarray(row["indices"], dtype=np.int64)]
+        row = cache.generated_row(s.checkpoint, spec)
     except ValueError as exc:
         st.error(f"This generator link describes an impossible sequence: {exc}")
-        spec = eval_spec(worst_id)
-        show(spec)
+        show(eval_spec(worst_id))
         st.stop()
-    constraint = (f", target sum {spec.target}" if spec.target is not None else
-                  f", sum in {spec.sum_min}–{spec.sum_max}" if spec.sum_min is not None else "")
-    title = f"Generated sequence (length {spec.length}, seed {spec.seed}{constraint})"
+    title = links.spec_title(spec)
+images = cache.sequence_images(row)
 
 st.title("Sequence inspector")
 if problem:
     st.warning(problem)
 
-
 # ----------------------------------------------------------------------------- navigation
-def step(delta: int) -> None:
-    if spec.source == "eval":
-        show(eval_spec(spec.index + delta))
-    else:  # a generated sequence: previous/next seed with the same constraints
-        show(components.SequenceSpec(**{**spec.__dict__, "seed": max(spec.seed + delta, 0)}))
-
-
-def jump(index: int) -> None:
-    show(eval_spec(index))
-
-
 st.session_state["insp_goto"] = spec.index if spec.source == "eval" else worst_id
 n1, n2, n3, n4 = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
-n1.button("Previous", icon=":material/chevron_left:", on_click=step, args=(-1,), key="prev",
-          width="stretch", disabled=spec.source == "eval" and spec.index == 0)
-n2.button("Next", icon=":material/chevron_right:", icon_position="right", on_click=step, args=(1,),
-          key="next", width="stretch", disabled=spec.source == "eval" and spec.index >= len(df) - 1)
-n3.button("Jump to worst", icon=":material/warning:", on_click=jump, args=(worst_id,), key="worst",
+n1.button("Previous", icon=":material/chevron_left:", on_click=lambda: show(links.stepped(spec, -1, len(df))),
+          key="prev", width="stretch", disabled=spec.source == "eval" and spec.index == 0)
+n2.button("Next", icon=":material/chevron_right:", icon_position="right", key="next", width="stretch",
+          on_click=lambda: show(links.stepped(spec, 1, len(df))),
+          disabled=spec.source == "eval" and spec.index >= len(df) - 1)
+n3.button("Jump to worst", icon=":material/warning:", on_click=lambda: show(eval_spec(worst_id)), key="worst",
           width="stretch", help="The evaluation set's sequence with the largest absolute error.")
 n4.number_input("Go to sequence #", min_value=0, max_value=len(df) - 1, step=1, key="insp_goto",
-                on_change=lambda: jump(st.session_state["insp_goto"]))
+                on_change=lambda: show(eval_spec(st.session_state["insp_goto"])))
 
 # ----------------------------------------------------------------------------- the sequence
 st.subheader(title)
-true_digits = np.asarray(row["true_digits"])
-pred_digits = np.asarray(row["pred_digits"])
-wrong = int((true_digits != pred_digits).sum())
+true_digits, pred_digits = np.asarray(row["true_digits"]), np.asarray(row["pred_digits"])
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("True sum", int(row["true_sum"]))
 m2.metric("Predicted sum", f"{row['pred_sum']:.2f}", help=f"rounds to {int(row['pred_rounded'])}")
 m3.metric("Error", f"{row['error']:+.2f}", delta="exact" if row["exact"] else "wrong",
           delta_color="normal" if row["exact"] else "inverse", delta_arrow="off")
-m4.metric("Misread digits", f"{wrong} of {len(true_digits)}")
+m4.metric("Misread digits", f"{int((true_digits != pred_digits).sum())} of {len(true_digits)}")
 
-st.html(components.digit_row_html(images, true_digits, pred_digits, row["digit_conf"]))
-misread = components.misread_summary(true_digits, pred_digits)
+st.html(digit_row.digit_row_html(images, true_digits, pred_digits, row["digit_conf"]))
 st.caption("Each digit image with its true label, the CNN's reading and its confidence; misread "
-           "digits are framed in red. Scroll sideways for long sequences. " + misread)
+           "digits are framed in red. Scroll sideways for long sequences. "
+           + digit_row.misread_summary(true_digits, pred_digits))
 
 left, right = st.columns([3, 2])
 with left:
@@ -119,16 +95,9 @@ with left:
     st.caption("The head's running prediction after each digit beside the true running sum, and "
                "their difference below: where it leaves zero, the sum went wrong.")
 with right:
-    running = np.asarray(row["running"], dtype=float)
-    steps = pd.DataFrame({
-        "step": np.arange(1, len(true_digits) + 1), "true": true_digits, "read": pred_digits,
-        "conf": np.asarray(row["digit_conf"], dtype=float),
-        "added": np.diff(np.concatenate([[0.0], running])), "running": running,
-        "gap": running - np.cumsum(true_digits)})
-    st.dataframe(steps, hide_index=True, height=300, key="steps", column_config={
+    st.dataframe(tables.step_table(row), hide_index=True, height=300, key="steps", column_config={
         "conf": st.column_config.NumberColumn("conf", format="percent"),
-        "added": st.column_config.NumberColumn("added", format="%.2f",
-                                               help="how much the head added at this step"),
+        "added": st.column_config.NumberColumn("added", format="%.2f", help="how much the head added at this step"),
         "running": st.column_config.NumberColumn("running", format="%.2f"),
         "gap": st.column_config.NumberColumn("gap", format="%+.2f",
                                              help="running prediction minus the true running sum")})

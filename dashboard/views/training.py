@@ -1,37 +1,24 @@
 """Training: launch a run, watch it, stop or resume it, compare its model with the selected one.
 
 UI only. Every action goes through core.runs (the run registry); the comparison goes through
-dashboard.state's cached evaluation (core.evaluate). Runs are separate processes looked after by a
+dashboard.cache's evaluation (core.evaluate). Runs are separate processes looked after by a
 supervisor outside Streamlit, so closing the tab or restarting the server neither stops nor loses
-them — this page only reads their status, and polls (st.fragment run_every) only while one runs.
+them — this view only reads their status, and polls (st.fragment run_every) only while one runs.
 """
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import streamlit as st
-from _bootstrap import router_guard  # first: puts the repo root on sys.path
 
-from core import evaluate
-from core.runs import api as runs
-from dashboard import state
+from core import runs
+from dashboard import cache, runs_display, settings, tables
+from dashboard.runs_display import EPOCHS, ICONS
 from dashboard.theme import COLORS
-
-router_guard()
 
 REFRESH_S = 2.0  # live panel refresh while a run is queued or running
 # Session keys: the selected run, the run being compared, a message from the last action.
 SELECTED, COMPARE, NOTICE = "training_run", "training_compare", "training_notice"
-LIVE = ("queued", "running")
-ICONS = {"queued": "⏳", "running": "🏃", "succeeded": "✅", "failed": "❌", "cancelled": "⏹️"}
-
-
-def eta_text(seconds) -> str:
-    if seconds is None:
-        return "ETA unknown"
-    seconds = int(round(seconds))
-    return f"ETA {seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"ETA {seconds} s"
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -41,8 +28,7 @@ def gpus() -> list[str]:
 
 # ----------------------------------------------------------------------------------- launch form
 # Actions run in widget callbacks: a callback runs exactly once per click, before the script, so a
-# click is never lost to a rerun (the router guard's, or a fragment's) and can set widget state.
-EPOCHS = (("epochs_cnn", "CNN epochs"), ("epochs_head", "Head epochs"), ("epochs_joint", "Joint epochs"))
+# click is never lost to a rerun (a fragment's, say) and can set widget state.
 
 
 def notify(kind: str, text: str) -> None:
@@ -51,14 +37,9 @@ def notify(kind: str, text: str) -> None:
 
 def launch_from_form(base: dict, device_count: int) -> None:
     ss = st.session_state
-    config = {"preset": ss["train_preset"], "device": ss["train_device"], "lr": ss["train_lr"],
-              "batch_size": ss["train_batch_size"], "seed": ss["train_seed"]}
-    config.update({key: ss[f"train_{key}"] for key, _ in EPOCHS})
-    if ss["train_head"] != base["head"]:
-        config["head"] = ss["train_head"]
-    if tuple(ss["train_lengths"]) != (base["min_len"], base["max_len"]):
-        config["min_len"], config["max_len"] = ss["train_lengths"]
-    world = ss.get("train_world") if device_count > 1 and config["device"] != "cpu" else None
+    form = {key: ss.get(f"train_{key}") for key in ("preset", "device", "head", "lengths", "lr", "batch_size",
+                                                     "seed", "world", *(k for k, _ in EPOCHS))}
+    config, world = runs_display.launch_config(form, base, device_count)
     try:
         run = runs.launch(config, world_size=world)
     except (ValueError, runs.RunError) as exc:
@@ -110,18 +91,8 @@ def launch_form() -> None:
 
 
 # ----------------------------------------------------------------------------------- run list
-def run_label(run: runs.Run) -> str:
-    # No status here: the live panel updates without a full rerun, so a status would go stale.
-    return f"{run.id} · {run.preset}" + (f" ({', '.join(f'{k}={v}' for k, v in run.overrides.items())})"
-                                         if run.overrides else "")
-
-
 def runs_table(items: list[runs.Run]) -> None:
-    rows = [{"id": r.id, "status": r.status, "preset": r.preset,
-             "device": f"{r.device} ×{r.world_size}", "progress": r.progress,
-             "val MAE": r.metrics.get("val_mae"), "created": r.created,
-             "settings": ", ".join(f"{k}={v}" for k, v in r.overrides.items())} for r in items]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+    st.dataframe(runs_display.runs_rows(items), hide_index=True, width="stretch", key="runs_table",
                  column_config={"progress": st.column_config.ProgressColumn(min_value=0, max_value=1),
                                 "val MAE": st.column_config.NumberColumn(format="%.3f")})
 
@@ -129,16 +100,12 @@ def runs_table(items: list[runs.Run]) -> None:
 # ----------------------------------------------------------------------------------- one run
 def draw_run(run_id: str) -> runs.Run:
     run = runs.get(run_id)
-    st.subheader(f"{ICONS.get(run.status, '')} Run {run.id} — {run.status}")
-    settings = ", ".join(f"{k}={v}" for k, v in run.overrides.items()) or "preset defaults"
-    st.caption(f"preset `{run.preset}` ({settings}) · device `{run.device}` ×{run.world_size} · "
+    shown = runs_display.status(run)
+    st.subheader(f"{ICONS.get(shown, '')} Run {run.id} — {shown}")
+    overrides = runs_display.settings_text(run) or "preset defaults"
+    st.caption(f"preset `{run.preset}` ({overrides}) · device `{run.device}` ×{run.world_size} · "
                f"created {run.created} · attempt {max(run.attempts, 1)} · log `{run.log_path}`")
-    if run.status == "running":
-        st.progress(run.progress, text=f"{run.progress:.0%} · {eta_text(run.eta)}")
-    elif run.status == "queued":
-        st.progress(run.progress, text="queued: starts when the device is free")
-    else:
-        st.progress(run.progress, text=f"{run.progress:.0%} · {run.status} {run.finished or ''}")
+    st.progress(run.progress, text=runs_display.progress_text(run))
     actions(run)
     if run.error:
         (st.warning if run.status == "cancelled" else st.error)(run.error.split("\n")[0])
@@ -157,7 +124,7 @@ def act(action, run_id: str) -> None:
 
 def actions(run: runs.Run) -> None:
     c1, c2, _ = st.columns([2, 1, 2])
-    if run.status in LIVE:
+    if run.status in runs.LIVE and runs_display.status(run) != "cancelling":
         c1.button("Cancel run", key=f"cancel_{run.id}", on_click=act, args=(runs.cancel, run.id),
                   help="SIGTERM: the trainer saves its state and stops (SIGKILL if it hangs).")
     if run.status in ("failed", "cancelled"):
@@ -166,9 +133,9 @@ def actions(run: runs.Run) -> None:
     if run.status == "succeeded" and run.checkpoint:
         c1.button("Compare with the selected checkpoint", key=f"cmp_{run.id}",
                   on_click=st.session_state.__setitem__, args=(COMPARE, run.id))
-        name = state.display_name(run.checkpoint)
-        c2.button("Select in sidebar", key=f"use_{run.id}", disabled=st.session_state.get(state.CKPT) == name,
-                  on_click=st.session_state.__setitem__, args=(state.CKPT, name),
+        name = cache.display_name(run.checkpoint)
+        c2.button("Select in sidebar", key=f"use_{run.id}", disabled=st.session_state.get(settings.CKPT) == name,
+                  on_click=st.session_state.__setitem__, args=(settings.CKPT, name),
                   help="Analyse this run's model on every page.")
 
 
@@ -196,13 +163,13 @@ def curves(metrics: list[dict]) -> None:
 def live_run(run_id: str) -> None:
     """Redrawn every REFRESH_S while the run is queued/running; a full rerun when it ends stops
     the polling and lets the sidebar list the new checkpoint."""
-    if draw_run(run_id).status not in LIVE:
+    if draw_run(run_id).status not in runs.LIVE:
         st.rerun()
 
 
 # ----------------------------------------------------------------------------------- comparison
 def comparison(run: runs.Run) -> None:
-    s = state.settings()
+    s = settings.settings()
     st.subheader("Comparison with the selected checkpoint")
     if s.checkpoint is None:
         st.info("Select a checkpoint in the sidebar to compare with.")
@@ -213,35 +180,17 @@ def comparison(run: runs.Run) -> None:
     st.caption(f"Same evaluation set for both (sidebar: lengths {s.lengths[0]}…{s.lengths[-1]}, "
                f"{s.per_length} per length, seed {s.seed}; test split).")
     try:
-        base = state.evaluation(s.checkpoint, s.lengths, s.per_length, s.seed)
-        new = state.evaluation(Path(run.checkpoint), s.lengths, s.per_length, s.seed)
+        base = cache.evaluation(s.checkpoint, s.lengths, s.per_length, s.seed)
+        new = cache.evaluation(Path(run.checkpoint), s.lengths, s.per_length, s.seed)
     except Exception as exc:  # a broken checkpoint: the message names the file and the problem
         st.error(f"Cannot evaluate: {exc}")
         return
     a, b = f"selected ({s.checkpoint_name})", f"run {run.id}"
-    st.dataframe(compare_by_length(base, new, a, b), hide_index=True, width="stretch")
+    st.dataframe(tables.compare_by_length(base, new, a, b), hide_index=True, width="stretch")
     st.caption("Per length: MAE and exact-match of each model; Δ MAE < 0 means the run is better.")
-    diff = disagreements(base, new, a, b)
+    diff = tables.disagreements(base, new, a, b)
     st.markdown(f"**Sequences where the two disagree** (rounded sums differ): {len(diff)} of {len(base)}")
     st.dataframe(diff.head(500), hide_index=True, width="stretch")
-
-
-def compare_by_length(base: pd.DataFrame, new: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
-    left, right = evaluate.by_length(base), evaluate.by_length(new)
-    out = left[["length", "n"]].copy()
-    for col, label in (("mae", "MAE"), ("exact_acc", "exact")):
-        out[f"{label} · {a}"], out[f"{label} · {b}"] = left[col].values, right[col].values
-    out["Δ MAE"] = right["mae"].values - left["mae"].values
-    return out
-
-
-def disagreements(base: pd.DataFrame, new: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
-    keys = ["seq_id", "length", "true_sum"]
-    both = base[keys + ["pred_rounded"]].merge(new[keys + ["pred_rounded"]], on=keys, suffixes=(" A", " B"))
-    both = both[both["pred_rounded A"] != both["pred_rounded B"]].copy()
-    truth = both["true_sum"]
-    both["right"] = np.select([both["pred_rounded A"] == truth, both["pred_rounded B"] == truth], [a, b], "neither")
-    return both.rename(columns={"pred_rounded A": f"sum · {a}", "pred_rounded B": f"sum · {b}"})
 
 
 # ----------------------------------------------------------------------------------- page
@@ -258,8 +207,8 @@ ids = [r.id for r in items]
 if st.session_state.get(SELECTED) not in ids:
     st.session_state[SELECTED] = ids[0]
 by_id = {r.id: r for r in items}
-chosen = st.selectbox("Run", ids, key=SELECTED, format_func=lambda i: run_label(by_id[i]))
-if by_id[chosen].status in LIVE:
+chosen = st.selectbox("Run", ids, key=SELECTED, format_func=lambda i: runs_display.run_label(by_id[i]))
+if by_id[chosen].status in runs.LIVE:
     live_run(chosen)
 else:
     current = draw_run(chosen)

@@ -1,0 +1,107 @@
+"""The sidebar's shared settings: session-state keys and defaults, seeding them from a link, and the
+Settings object every view reads (checkpoint + evaluation set).
+
+app.py draws the sidebar's widgets on these keys; views call `settings()` and `require()`.
+seed_from_url and read_settings are plain functions of a mapping (tests/test_components.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core.data.sequences import parse_lengths
+from dashboard import cache
+
+# Session-state keys of the sidebar's shared controls, and their defaults.
+CKPT, LENGTHS, PER_LENGTH, SEED = "ckpt", "eval_lengths", "eval_per_length", "eval_seed"
+DEFAULTS = {LENGTHS: "1-10,20,50,100", PER_LENGTH: 100, SEED: 0}
+SEEDED = "_seeded_from_url"
+MAX_PER_LENGTH, MAX_SEED = 5000, 2**31 - 1
+# Bounds that keep one evaluation within tens of seconds on a 2-core CPU.
+MAX_SEQUENCES, MAX_DIGITS = 100_000, 2_000_000
+
+
+def _clamp(lo: int, hi: int):
+    return lambda v: min(max(int(v), lo), hi)
+
+
+def seed_from_url(state: MutableMapping, params: Mapping, checkpoints: Mapping[str, Path]) -> None:
+    """First load of a session: take the checkpoint and evaluation set from the URL, so a copied link
+    reproduces the same view; then fill in the defaults and a checkpoint that exists."""
+    if SEEDED not in state:
+        state[SEEDED] = True
+        if params.get("ckpt") in checkpoints:
+            state[CKPT] = params["ckpt"]
+        if params.get("src", "eval") == "eval":
+            for key, param, cast in ((LENGTHS, "lengths", str), (PER_LENGTH, "per_length", _clamp(1, MAX_PER_LENGTH)),
+                                     (SEED, "seed", _clamp(0, MAX_SEED))):
+                if params.get(param):
+                    try:
+                        state[key] = cast(params[param])
+                    except ValueError:
+                        pass  # the view reports a bad link; the sidebar keeps its default
+    for key, value in DEFAULTS.items():
+        state.setdefault(key, value)
+    if state.get(CKPT) not in checkpoints:
+        state[CKPT] = next(iter(checkpoints), None)
+
+
+@dataclass(frozen=True)
+class Settings:
+    checkpoint: Path | None
+    checkpoint_name: str | None
+    lengths: list[int]
+    per_length: int
+    seed: int
+    problem: str | None  # a message for the view when the settings cannot be used
+
+
+def read_settings(state: Mapping, checkpoints: Mapping[str, Path], folder: str = "checkpoints") -> Settings:
+    """The sidebar's choices in `state`; `problem` explains why a view cannot render yet."""
+    name = state.get(CKPT)
+    path = checkpoints.get(name) if name else None
+    problem = None
+    try:
+        lengths = parse_lengths(state.get(LENGTHS, DEFAULTS[LENGTHS]))
+    except ValueError as exc:
+        lengths, problem = parse_lengths(DEFAULTS[LENGTHS]), str(exc)
+    per_length = int(state.get(PER_LENGTH, DEFAULTS[PER_LENGTH]))
+    sequences, digits = per_length * len(lengths), per_length * sum(lengths)
+    if problem is None and (sequences > MAX_SEQUENCES or digits > MAX_DIGITS):
+        problem = (f"The evaluation set is too large ({sequences:,} sequences, {digits:,} digits; the dashboard "
+                   f"allows {MAX_SEQUENCES:,} and {MAX_DIGITS:,}): use fewer lengths or fewer sequences per length.")
+    if path is None:
+        problem = f"No checkpoint found in {folder}/. Train one with `python -m scripts.train --preset default`."
+    return Settings(path, name if path else None, lengths, per_length, int(state.get(SEED, DEFAULTS[SEED])), problem)
+
+
+def settings() -> Settings:
+    """The sidebar's current choices."""
+    return read_settings(st.session_state, cache.list_checkpoints(), cache.display_name(cache.checkpoint_dir()))
+
+
+def require(s: Settings):
+    """Stop the view with a clear message when there is no usable checkpoint or set; else return the
+    loaded predictor."""
+    if s.problem:
+        st.error(s.problem)
+        st.stop()
+    try:
+        return cache.predictor(s.checkpoint)
+    except Exception as exc:  # CheckpointError and friends: the message names the file and problem
+        st.error(f"Cannot load {s.checkpoint_name}: {exc}")
+        st.stop()
+
+
+def sidebar_evaluation(s: Settings) -> pd.DataFrame:
+    """The sidebar's evaluation table, or the view stops with the reason (never a traceback)."""
+    try:
+        return cache.evaluation(s.checkpoint, s.lengths, s.per_length, s.seed)
+    except Exception as exc:  # noqa: BLE001 - e.g. a checkpoint replaced by a broken file
+        st.error(f"Cannot evaluate {s.checkpoint_name}: {exc}")
+        st.stop()
