@@ -76,7 +76,7 @@ def read_settings(state: Mapping, checkpoints: Mapping[str, Path], folder: str =
         problem = (f"The evaluation set is too large ({sequences:,} sequences, {digits:,} digits; the dashboard "
                    f"allows {MAX_SEQUENCES:,} and {MAX_DIGITS:,}): use fewer lengths or fewer sequences per length.")
     if path is None:
-        problem = f"No checkpoint found in {folder}/. Train one with `python -m scripts.train --preset default`."
+        problem = f"No checkpoint found in {folder}/. Train one with `python -m scripts.train --preset default --out checkpoints/default.pt`."
     return Settings(path, name if path else None, lengths, per_length, int(state.get(SEED, DEFAULTS[SEED])), problem)
 
 

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from core.data import mnist as data
 from core.data import MNIST, DataError, load_mnist, parse_idx, split_arrays
+from core.data import mnist as data
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
