@@ -5,7 +5,7 @@ page calls the same functions).
     python -m scripts.runs status RUN_ID [--json]
     python -m scripts.runs list [--json]
     python -m scripts.runs logs RUN_ID [--tail 50]
-    python -m scripts.runs cancel RUN_ID [--grace 30] [--no-wait]
+    python -m scripts.runs cancel RUN_ID [--grace 30] [--no-wait]   # waits unless --no-wait
     python -m scripts.runs resume RUN_ID        # same id, continues from its last saved epoch
     python -m scripts.runs wait RUN_ID [--timeout 600]   # exit 0 only if it succeeded
 
@@ -20,31 +20,27 @@ import sys
 
 from core.runs import api as runs
 
-# Trainer overrides: (flag, type, help). Values are checked by core.train (one place for ranges).
-OVERRIDES = [
-    ("--head", str, "sequence head: lstm, lstm-final, deepsets or argmax-sum"),
-    ("--epochs-cnn", int, "epochs of phase 1 (CNN on digit labels)"),
-    ("--epochs-head", int, "epochs of phase 2 (head on sum labels)"),
-    ("--epochs-joint", int, "epochs of phase 3 (joint fine-tuning)"),
-    ("--min-len", int, "shortest training sequence"),
-    ("--max-len", int, "longest training sequence"),
-    ("--lr", float, "peak learning rate of the CNN"),
-    ("--batch-size", int, "CNN images per step"),
-    ("--seed", int, "random seed"),
-]
+
+class Parser(argparse.ArgumentParser):
+    """Bad input is one line naming the flag (no usage block), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m scripts.runs", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser(trainer_flags: bool = True) -> argparse.ArgumentParser:
+    """The CLI. trainer_flags=False leaves out launch's training flags, which come from
+    core.training.config (and so torch): `list` and `status` stay quick."""
+    parser = Parser(prog="python -m scripts.runs", description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("launch", help="queue a training run; prints its id as the last line")
     p.add_argument("--preset", required=True, help="smoke, default or full")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
     p.add_argument("--world-size", type=int, default=None,
                    help="processes (torchrun) — default: all GPUs on cuda, 1 otherwise")
-    for flag, kind, text in OVERRIDES:
-        p.add_argument(flag, type=kind, default=None, help=text)
+    if trainer_flags:
+        from core.training.config import add_override_flags  # one list of trainer flags (--device too)
+        add_override_flags(p)
     p = sub.add_parser("status", help="one run's status, progress and metrics")
     p.add_argument("run_id")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -57,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id")
     p.add_argument("--grace", type=float, default=None,
                    help=f"seconds between SIGTERM and SIGKILL (default {runs.DEFAULT_GRACE_S:.0f})")
-    p.add_argument("--no-wait", action="store_true", help="return before the run has stopped")
+    p.add_argument("--no-wait", action="store_true", help="return once the cancel is requested")
     p = sub.add_parser("resume", help="continue a failed or cancelled run (same id)")
     p.add_argument("run_id")
     p = sub.add_parser("wait", help="block until a run ends; exit 0 only if it succeeded")
@@ -72,7 +68,7 @@ def _fmt(value, spec: str = "") -> str:
 
 def print_run(run: runs.Run) -> None:
     mae = run.metrics.get("val_mae")
-    print(f"id:         {run.id}\nstatus:     {run.status}\npreset:     {run.preset} "
+    print(f"id:         {run.id}\nstatus:     {run.display_status}\npreset:     {run.preset} "
           f"{json.dumps(run.overrides) if run.overrides else ''}\n"
           f"device:     {run.device} x{run.world_size}\nprogress:   {run.progress:.0%}"
           f"{'  (ETA ' + _fmt(run.eta, '.0f') + ' s)' if run.status == 'running' else ''}\n"
@@ -88,12 +84,13 @@ def print_table(items: list[runs.Run]) -> None:
         return
     print(f"{'id':22} {'status':10} {'preset':8} {'device':7} {'progress':>8} {'val MAE':>8}  created")
     for r in items:
-        print(f"{r.id:22} {r.status:10} {r.preset:8} {r.device:7} {r.progress:>8.0%} "
+        print(f"{r.id:22} {r.display_status:10} {r.preset:8} {r.device:7} {r.progress:>8.0%} "
               f"{_fmt(r.metrics.get('val_mae'), '.4f'):>8}  {r.created}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(trainer_flags="launch" in argv).parse_args(argv)
     try:
         return run_command(args)
     except (runs.RunError, ValueError, TimeoutError) as exc:
@@ -105,11 +102,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_command(args) -> int:
     if args.command == "launch":
-        config = {"preset": args.preset, "device": args.device}
-        for flag, _, _ in OVERRIDES:
-            key = flag[2:].replace("-", "_")
-            config[key] = getattr(args, key)
-        run = runs.launch(config, world_size=args.world_size)
+        from core.training.config import overrides_from_args
+
+        run = runs.launch({"preset": args.preset, **overrides_from_args(args)}, world_size=args.world_size)
         print(f"queued {run.preset} run on {run.device} (x{run.world_size}); "
               f"log: {run.log_path}")
         print(run.id)  # last line: scripts and tests read the id from here
@@ -131,15 +126,16 @@ def run_command(args) -> int:
         runs.get(args.run_id)  # a clear error for an unknown id
         print(runs.log_tail(args.run_id, args.tail))
     elif args.command == "cancel":
-        run = runs.cancel(args.run_id, grace=args.grace)
+        run = runs.cancel(args.run_id, grace=args.grace)  # returns at once
         if not args.no_wait and run.status not in runs.TERMINAL:
             grace = runs.DEFAULT_GRACE_S if args.grace is None else args.grace
             run = runs.wait(args.run_id, timeout=grace + 30)
-        print(f"run {run.id}: {run.status}")
+        print(f"run {run.id}: {run.display_status}")
     elif args.command == "resume":
         run = runs.resume(args.run_id)
         print(f"run {run.id}: {run.status} (continues in {run.run_dir})")
     elif args.command == "wait":
+        runs.ensure_supervisors()  # a queue left unserved (e.g. by a reboot) would never end
         run = runs.wait(args.run_id, timeout=args.timeout)
         print(f"run {run.id}: {run.status}" + (f"\n{run.error}" if run.error else ""))
         return 0 if run.status == "succeeded" else 1
