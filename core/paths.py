@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -18,3 +19,16 @@ def data_dir() -> Path:
 def runs_dir() -> Path:
     """Training runs and their registry: $DIGITSUM_RUNS_DIR, else runs/ (gitignored)."""
     return Path(os.environ.get("DIGITSUM_RUNS_DIR") or REPO_ROOT / "runs").resolve()
+
+
+def code_version() -> str:
+    """The package version plus the git commit, when the code runs from a checkout (stored in checkpoints)."""
+    from core import __version__
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=REPO_ROOT)  # fmt: skip
+        sha = out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{__version__}+{sha}" if sha else __version__

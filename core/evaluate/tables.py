@@ -37,16 +37,24 @@ def evaluate_sequences(predictor, seqs: Sequences, split_images: np.ndarray, id_
     df["error"] = df["pred_sum"] - df["true_sum"]
     df["abs_error"] = df["error"].abs()
     df["exact"] = df["pred_rounded"] == df["true_sum"]
-    true_digits, pred_digits, confidence, indices = [], [], [], []
+    df["p_exact"] = prediction.p_exact  # NaN for heads without a distribution over the sum
+    df["interval_lo"], df["interval_hi"] = prediction.interval[:, 0], prediction.interval[:, 1]
+    true_digits, pred_digits, confidence, second, second_conf, indices = [], [], [], [], [], []
     for i, probs in enumerate(prediction.digit_probs):
         idx, digits = seqs.sequence(i)
+        top2 = np.argsort(-probs, axis=1, kind="stable")[:, :2]  # the two most likely readings of each digit
+        top2_conf = np.round(np.take_along_axis(probs, top2, axis=1).astype(float), 4)
         true_digits.append(digits.tolist())
-        pred_digits.append(probs.argmax(axis=1).tolist())
-        confidence.append(np.round(probs.max(axis=1).astype(float), 4).tolist())
+        pred_digits.append(top2[:, 0].tolist())
+        confidence.append(top2_conf[:, 0].tolist())
+        second.append(top2[:, 1].tolist())
+        second_conf.append(top2_conf[:, 1].tolist())
         indices.append(idx.tolist())
     df["true_digits"] = true_digits
     df["pred_digits"] = pred_digits
-    df["digit_conf"] = confidence
+    df["digit_conf"] = confidence  # calibrated
+    df["second_digits"] = second
+    df["second_conf"] = second_conf
     df["n_wrong_digits"] = [sum(t != p for t, p in zip(ts, ps)) for ts, ps in zip(true_digits, pred_digits)]
     df["indices"] = indices
     df["running"] = [np.asarray(r, dtype=float).tolist() for r in prediction.running]

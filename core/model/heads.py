@@ -53,14 +53,18 @@ class ContributionLSTMHead(nn.Module):
                 bias[hidden : 2 * hidden].fill_(-1.0)
         self.register_buffer("values", torch.arange(10, dtype=torch.float32), persistent=False)
 
-    def forward(self, digit_logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def outputs(self, digit_logits: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(running sums, z): z (N, L, 10) are the per-step logits over the digit each step adds."""
         logp = digit_logits.float().log_softmax(-1)
         h, _ = self.lstm(logp)
         z = self.sharpness * logp + self.readout(h).float()
         contrib = (z.softmax(-1) * self.values).sum(-1)
         if self.hard:  # straight-through: the value of the argmax, the gradient of the expectation (x - x == 0)
             contrib = z.argmax(-1).to(contrib.dtype) + (contrib - contrib.detach())
-        return contrib.to(sum_dtype(contrib.device)).cumsum(1)
+        return contrib.to(sum_dtype(contrib.device)).cumsum(1), z
+
+    def forward(self, digit_logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.outputs(digit_logits, lengths)[0]
 
 
 class FinalStateLSTMHead(nn.Module):
@@ -99,6 +103,10 @@ class ArgmaxSumHead(nn.Module):
 
     def forward(self, digit_logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return digit_logits.argmax(-1).to(sum_dtype(digit_logits.device)).cumsum(1)
+
+    def outputs(self, digit_logits: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(running sums, the CNN's logits): each step adds the CNN's reading of its digit."""
+        return self.forward(digit_logits, lengths), digit_logits.float()
 
 
 def make_head(cfg: ModelConfig) -> nn.Module:

@@ -35,6 +35,15 @@ class DigitSumModel(nn.Module):
             raise ValueError(f"digit_logits must be (N, L, 10), got {tuple(digit_logits.shape)}")
         return self.head(digit_logits, lengths)
 
+    def head_outputs(self, digit_logits: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(running sums, per-step digit logits): heads that add one whole digit per step (lstm,
+        argmax-sum) say which digit, as logits (N, L, 10); regression heads give None."""
+        if digit_logits.dim() != 3 or digit_logits.shape[-1] != 10:
+            raise ValueError(f"digit_logits must be (N, L, 10), got {tuple(digit_logits.shape)}")
+        if hasattr(self.head, "outputs"):
+            return self.head.outputs(digit_logits, lengths)
+        return self.head(digit_logits, lengths), None
+
     def forward(self, images: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(N, L, 28, 28) float images -> (sums (N,), running (N, L), digit_logits (N, L, 10)).
 

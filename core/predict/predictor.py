@@ -3,8 +3,9 @@
     from core import load_predictor
     p = load_predictor("checkpoints/default.pt", device="auto")
     p.predict(images)          # float64 (N,) predicted sums
-    p.predict_digits(images)   # per-digit probabilities (N, L, 10), or a list for list input
-    p.run(images)              # Prediction: sums, digit_probs, running — one pass
+    p.predict_digits(images)   # calibrated per-digit probabilities (N, L, 10), or a list for list input
+    p.run(images)              # Prediction: sums, p_exact, interval, digit_probs, running — one pass
+    p.sum_distribution(images) # the full distribution of each sum (core.predict.sum_distribution)
     p.run_indexed(split_images, indices, lengths)   # fast path for core.sequences.Sequences
 
 `images` is a uint8 array (N, L, 28, 28) or a list of uint8 arrays (L_i, 28, 28), MNIST-style
@@ -25,6 +26,8 @@ import torch
 from core.model import DigitSumModel, resolve_device
 from core.model.checkpoint import load_model
 from core.paths import DEFAULT_CHECKPOINT
+from core.predict import sum_distribution
+from core.predict.calibration import softmax, temperatures
 
 CNN_CHUNK = 256  # images per CNN forward: bounds memory whatever N*L is (and is fastest on CPU)
 HEAD_POSITIONS = 200_000  # sequence positions per head forward (padded N*L): bounds LSTM memory
@@ -33,11 +36,24 @@ _rng = np.random.default_rng(0x5EED)
 _HASH_MULT = _rng.integers(1, 2**63, size=98, dtype=np.uint64) * np.uint64(2) + np.uint64(1)  # odd
 
 
+# Which number is the prediction, per head: the head's own sum, or the mode or median of its sum
+# distribution. Chosen by the benchmark (reports/benchmark.md, "Point prediction").
+POINT_PREDICTION = {"lstm": "head", "argmax-sum": "head"}
+
+
 @dataclass
 class Prediction:
-    sums: np.ndarray  # float64 (N,)
-    digit_probs: list[np.ndarray]  # per sequence (L_i, 10) float32
-    running: list[np.ndarray]  # per sequence (L_i,) float64: the predicted sum after each step
+    """One pass over N sequences. p_exact and interval come from the head's distribution over the sum
+    (sum_distribution.py); the regression heads (lstm-final, deepsets) have none: has_distribution is
+    False, p_exact is NaN and interval is -1."""
+
+    sums: np.ndarray  # float64 (N,): the point prediction
+    p_exact: np.ndarray  # float64 (N,): the model's probability that round(sums) is the true sum
+    interval: np.ndarray  # int64 (N, 2): central 95% credible interval of the sum, inclusive
+    digit_probs: list[np.ndarray]  # per sequence (L_i, 10) float32: calibrated CNN readings
+    running: list[np.ndarray]  # per sequence (L_i,) float64: the head's predicted sum after each step
+    step_probs: list[np.ndarray] | None  # per sequence (L_i, 10): the distribution of the digit each step adds
+    has_distribution: bool
 
 
 def _as_flat(images) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +114,7 @@ class Predictor:
             p.requires_grad_(False)
         self._metadata = metadata
         self.device = device
+        self.cnn_temperature, self.head_temperature = temperatures(metadata)
 
     @property
     def metadata(self) -> dict:
@@ -119,11 +136,13 @@ class Predictor:
         return out
 
     @torch.inference_mode()
-    def _head(self, pos_logits: torch.Tensor, lengths: np.ndarray) -> list[np.ndarray]:
-        """Per-position logits (M, 10) in sequence order -> running sums per sequence (length-sorted batches)."""
+    def _head(self, pos_logits: torch.Tensor, lengths: np.ndarray) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """Per-position logits (M, 10) in sequence order -> (running sums per sequence, per-step digit
+        logits (M, 10) in sequence order or None), in length-sorted batches."""
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         order = np.argsort(lengths, kind="stable")
         running: list[np.ndarray | None] = [None] * len(lengths)
+        steps_out = None
         i = 0
         while i < len(order):
             j = i + 1  # grow the batch while the padded size stays in budget (lengths ascend)
@@ -135,21 +154,33 @@ class Predictor:
             gather = np.where(steps < lengths[batch, None], starts[batch, None] + steps, 0)  # padding: any row
             padded = pos_logits[torch.from_numpy(gather)]
             lens = torch.from_numpy(lengths[batch])
-            out = self._model.head_forward(padded.to(self.device), lens.to(self.device)).cpu().numpy()
+            out, step_logits = self._model.head_outputs(padded.to(self.device), lens.to(self.device))
+            out = out.cpu().numpy()
+            if step_logits is not None:
+                steps_out = np.empty((len(pos_logits), 10), np.float32) if steps_out is None else steps_out
+                step_logits = step_logits.float().cpu().numpy()
             for row, s in enumerate(batch):
                 running[s] = out[row, : lengths[s]].astype(np.float64)
+                if step_logits is not None:
+                    steps_out[starts[s] : starts[s] + lengths[s]] = step_logits[row, : lengths[s]]
             i = j
-        return running
+        return running, steps_out
 
     def _finish(self, pos_logits: torch.Tensor, lengths: np.ndarray) -> Prediction:
-        running = self._head(pos_logits, lengths)
-        probs = pos_logits.softmax(-1).numpy()
+        running, step_logits = self._head(pos_logits, lengths)
         splits = np.cumsum(lengths)[:-1]
-        return Prediction(
-            sums=np.array([r[-1] for r in running], dtype=np.float64),
-            digit_probs=np.split(probs, splits),
-            running=running,
-        )
+        probs = softmax(pos_logits.numpy(), self.cnn_temperature).astype(np.float32)
+        head_sums = np.array([r[-1] for r in running], dtype=np.float64)
+        n = len(lengths)
+        if step_logits is None:  # a regression head: no distribution over the sum
+            return Prediction(head_sums, np.full(n, np.nan), np.full((n, 2), -1, np.int64), np.split(probs, splits),
+                              running, None, False)
+        # argmax-sum adds the CNN's reading of each digit; lstm its own per-step choice.
+        temperature = self.head_temperature if self.head == "lstm" else self.cnn_temperature
+        step_probs = np.split(softmax(step_logits, temperature), splits)
+        summary = sum_distribution.summarize(step_probs, head_sums, point=POINT_PREDICTION.get(self.head, "head"))
+        return Prediction(summary["point"], summary["p_exact"], summary["interval"], np.split(probs, splits), running,
+                          step_probs, True)
 
     # -- public API -----------------------------------------------------------------------------
     def run(self, images) -> Prediction:
@@ -164,13 +195,22 @@ class Predictor:
         return self.run(images).sums
 
     def predict_digits(self, images):
-        """Per-digit class probabilities: float32 (N, L, 10) for array input, a list of (L_i, 10) for a list."""
+        """Calibrated per-digit class probabilities: float32 (N, L, 10) for array input, a list of (L_i, 10)
+        for a list."""
         flat, lengths = _as_flat(images)
         reps, inverse = dedup_images(flat)
-        probs = self.cnn_logits(flat[reps]).softmax(-1).numpy()[inverse]
+        probs = softmax(self.cnn_logits(flat[reps]).numpy(), self.cnn_temperature).astype(np.float32)[inverse]
         if isinstance(images, np.ndarray):
             return probs.reshape(len(lengths), int(lengths[0]), 10)
         return np.split(probs, np.cumsum(lengths)[:-1])
+
+    def sum_distribution(self, images) -> list[sum_distribution.SumDistribution]:
+        """The full distribution P(sum = s) of each sequence (tails below 1e-12 dropped)."""
+        prediction = self.run(images)
+        if not prediction.has_distribution:
+            raise ValueError(f"the {self.head} head regresses a number: it has no distribution over the sum "
+                             "(the lstm and argmax-sum heads have one)")
+        return sum_distribution.distributions(prediction.step_probs)
 
     def run_indexed(self, split_images: np.ndarray, indices: np.ndarray, lengths: np.ndarray) -> Prediction:
         """Like run() for sequences given as indices into one image array (e.g. core.sequences.Sequences):

@@ -7,9 +7,9 @@ resumed from resume.pt, even mid-epoch after SIGTERM, replays what an uninterrup
 
 from __future__ import annotations
 
+import copy
 import math
 import signal
-import subprocess
 import threading
 import time
 from dataclasses import asdict
@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core import __version__
 from core.io import atomic_write
 from core.model import DigitSumModel, final_sums
 from core.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from core.paths import REPO_ROOT
+from core.paths import code_version
 from core.seeds import derive_seed
 from core.training import distributed as dd
 from core.training.phases import SETUPS, STEP, VIEW, augment, one_cycle, select_epoch, to_float
@@ -121,7 +120,9 @@ class Trainer:
                 self.pos = {"phase": index + 1, "epoch": 0, "step": 0}
         metrics = self._final_metrics()
         if self.rank == 0:
-            save_checkpoint(self.out_path, self.model.state_dict(), self._metadata(metrics))
+            metadata = self._metadata(metrics)
+            metadata["calibration"] = self._calibration(metadata)
+            save_checkpoint(self.out_path, self.model.state_dict(), metadata)
             self._record("done", 0, 0, None, metrics, checkpoint=str(self.out_path))
         dd.barrier(self.world)
         return metrics
@@ -219,6 +220,14 @@ class Trainer:
         metrics["world_size"] = self.world
         return metrics
 
+    def _calibration(self, metadata: dict) -> dict:
+        """Temperatures fitted on this run's val images (core.predict.calibration), on a CPU copy."""
+        from core.predict.calibration import fit
+        from core.predict.predictor import Predictor
+
+        predictor = Predictor(copy.deepcopy(self.model).cpu(), metadata, torch.device("cpu"))
+        return fit(predictor, self.x_val, self.y_val.numpy(), seed=self.cfg.seed)
+
     def _metadata(self, metrics: dict) -> dict:
         cfg = self.cfg
         return {"model_config": cfg.model_config().to_dict(), "head": cfg.head,
@@ -275,17 +284,6 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.pos, self.best, self.opt_state = state["pos"], state["best"], state["optimizer"]
         self.global_step, self.elapsed_before = state["global_step"], state["elapsed"]
-
-
-def code_version() -> str:
-    """The package version plus the git commit, when the code runs from a checkout."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=REPO_ROOT)  # fmt: skip
-        sha = out.stdout.strip() if out.returncode == 0 else ""
-    except (OSError, subprocess.SubprocessError):
-        sha = ""
-    return f"{__version__}+{sha}" if sha else __version__
 
 
 def _copy_state(module: torch.nn.Module) -> dict:

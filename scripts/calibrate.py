@@ -1,0 +1,34 @@
+"""Calibrate checkpoints in place: fit temperature scaling on val and store it in each checkpoint.
+
+    python -m scripts.calibrate checkpoints/*.pt
+
+Each file is rewritten atomically (a temp file, then a rename), with its weights unchanged and a
+"calibration" block added to its metadata. Predictions do not change; confidences become honest.
+"""
+
+import argparse
+import sys
+
+from core.model.checkpoint import CheckpointError
+from core.predict.calibration import calibrate_checkpoint
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.calibrate", description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", nargs="+", help="checkpoint files to calibrate in place")
+    args = parser.parse_args(argv)
+    for path in args.checkpoints:
+        try:
+            block = calibrate_checkpoint(path)
+        except CheckpointError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        head = (f", head T {block['head_temperature']:.3f} (val NLL {block['head_val_nll_before']:.4f} -> "
+                f"{block['head_val_nll_after']:.4f})" if "head_val_nll_before" in block else "")
+        print(f"{path}: CNN T {block['cnn_temperature']:.3f} (val NLL {block['cnn_val_nll_before']:.4f} -> "
+              f"{block['cnn_val_nll_after']:.4f}){head}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
