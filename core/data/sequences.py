@@ -230,8 +230,9 @@ def _constrained_digits(rng, length: int, count: int, digits, sum_lo: int, sum_h
 # --------------------------------------------------------------------------- public API
 
 def generate_sequences(split: str, count: int, length, *, seed: int, target_sum=None, sum_range=None,
-                       allowed_digits=None, labels: np.ndarray | None = None) -> Sequences:
-    """`count` sequences from `split`, deterministic in `seed`. See the module docstring."""
+                       allowed_digits=None, labels: np.ndarray | None = None, exclude=None) -> Sequences:
+    """`count` sequences from `split`, deterministic in `seed`. See the module docstring.
+    exclude: image indices of the split never to use (e.g. images whose labels are suspect)."""
     if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or count < 1:
         raise ValueError(f"count must be a positive integer, got {count!r}")
     lo, hi = _check_length(length)
@@ -242,6 +243,9 @@ def generate_sequences(split: str, count: int, length, *, seed: int, target_sum=
 
         labels = split_arrays(load_mnist(), split)[1]
     labels = np.asarray(labels)
+    if exclude is not None and len(exclude):
+        labels = labels.copy()
+        labels[np.asarray(exclude, np.int64)] = 255  # no digit: never drawn
     missing = [d for d in digits if not np.any(labels == d)]
     if missing:
         raise ValueError(f"split {split!r} has no images of digit(s) {missing}")

@@ -16,6 +16,7 @@ from core.evaluate.tables import (
     evaluation_set,
     filter_results,
     headline_figures,
+    mark_suspects,
     sequences_with_confusion,
     sum_bucket,
     summary,
@@ -24,5 +25,5 @@ from core.evaluate.tables import (
 
 __all__ = ["HEADLINE_EXTRAPOLATION", "ORIGINAL_MAE", "ORIGINAL_PROTOCOL", "by_length", "by_length_and_sum",
            "by_sum_range", "concat_sequences", "digit_accuracy", "digit_confusion", "evaluate_sequences", "evaluation_sequences",
-           "evaluation_set", "filter_results", "headline_figures", "sequences_with_confusion", "sum_bucket",
+           "evaluation_set", "filter_results", "headline_figures", "mark_suspects", "sequences_with_confusion", "sum_bucket",
            "summary", "worst_sequences"]

@@ -61,26 +61,41 @@ def evaluate_sequences(predictor, seqs: Sequences, split_images: np.ndarray, id_
     return df
 
 
-def evaluation_sequences(lengths, per_length: int, seed: int, split: str = "test", labels=None) -> Sequences:
+def evaluation_sequences(lengths, per_length: int, seed: int, split: str = "test", labels=None,
+                         exclude=None) -> Sequences:
     """`per_length` sequences of each length in `lengths`, as one Sequences (padded to the longest).
 
     Each length draws from its own stream, derived from (seed, length), so adding a length never
-    changes the others' rows and the sets of two seeds never share a stream.
+    changes the others' rows and the sets of two seeds never share a stream. exclude: image indices
+    to set aside (generate_sequences).
     """
     if labels is None:
         labels = split_arrays(load_mnist(), split)[1]
-    parts = [generate_sequences(split, per_length, length, seed=derive_seed(seed, length), labels=labels)
+    parts = [generate_sequences(split, per_length, length, seed=derive_seed(seed, length), labels=labels,
+                                exclude=exclude)
              for length in sorted(set(int(n) for n in lengths))]
     if not parts:
         raise ValueError("lengths is empty: give at least one sequence length")
     return concat_sequences(parts)
 
 
-def evaluation_set(predictor, lengths, per_length: int, seed: int, split: str = "test") -> pd.DataFrame:
+def evaluation_set(predictor, lengths, per_length: int, seed: int, split: str = "test", exclude=None) -> pd.DataFrame:
     """evaluation_sequences(...) evaluated; seq_id runs over the set. One padded batch, one predictor
     call: every image shared between lengths goes through the CNN once."""
     images, labels = split_arrays(load_mnist(), split)
-    return evaluate_sequences(predictor, evaluation_sequences(lengths, per_length, seed, split, labels), images)
+    seqs = evaluation_sequences(lengths, per_length, seed, split, labels, exclude)
+    return evaluate_sequences(predictor, seqs, images)
+
+
+def mark_suspects(df: pd.DataFrame, suspect_indices) -> pd.DataFrame:
+    """Add column `suspect_only`: the sequence is wrong and every digit it misreads is an image with a
+    suspect label (core.label_issues), so the error may be the label's fault, not the model's."""
+    suspects = set(int(i) for i in suspect_indices)
+    flags = []
+    for exact, idx, true, pred in zip(df["exact"], df["indices"], df["true_digits"], df["pred_digits"]):
+        misread = [i for i, t, p in zip(idx, true, pred) if t != p]
+        flags.append(bool(not exact and misread and all(i in suspects for i in misread)))
+    return df.assign(suspect_only=flags)
 
 
 def concat_sequences(parts: list[Sequences]) -> Sequences:

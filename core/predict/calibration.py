@@ -5,8 +5,13 @@ probabilities are divided by a temperature T: softmax(logits / T). One T keeps e
 therefore every prediction, unchanged; it only makes the confidences honest. The lstm head gets its
 own temperature for its per-step digit logits (it reads the CNN's raw logits, as it was trained).
 
-The checkpoint's metadata holds {"calibration": {"cnn_temperature", "head_temperature", ...}}; a
-checkpoint without it behaves as T = 1.
+Intervals: the convolved distribution of a long sum is still too narrow, because the rare digits the
+CNN misreads with confidence add up along a sequence. So each 95% interval is widened by a margin
+fitted on val sequences of lengths 10, 100 and 1000 (split-conformal: the smallest widening that
+covers 95% of val sums), interpolated in log-length between them.
+
+The checkpoint's metadata holds {"calibration": {"cnn_temperature", "head_temperature",
+"interval_margin", ...}}; a checkpoint without it behaves as T = 1 with no margin.
 """
 
 from __future__ import annotations
@@ -41,30 +46,53 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return z / z.sum(axis=-1, keepdims=True)
 
 
-def temperatures(metadata: dict) -> tuple[float, float]:
-    """(cnn, head) temperatures of a checkpoint; 1.0 where it was never calibrated."""
+def margin_for(margins: dict, lengths: np.ndarray) -> np.ndarray:
+    """The interval widening for each length: interpolated in log-length between the fitted lengths,
+    the shortest one's below them, and growing like sqrt(length) beyond the longest."""
+    lengths = np.asarray(lengths, np.float64)
+    if not margins:
+        return np.zeros(len(lengths), np.int64)
+    fitted = np.array(sorted(int(k) for k in margins), np.float64)
+    values = np.array([margins[str(int(k))] for k in fitted], np.float64)
+    out = np.interp(np.log(lengths), np.log(fitted), values)
+    beyond = lengths > fitted[-1]
+    out[beyond] = values[-1] * np.sqrt(lengths[beyond] / fitted[-1])
+    return np.ceil(out - 1e-9).astype(np.int64)
+
+
+def fit_margin(intervals: np.ndarray, truth: np.ndarray, coverage: float = 0.95) -> int:
+    """The smallest m such that [lo - m, hi + m] holds at least `coverage` of the true sums (with the
+    split-conformal (n + 1) correction)."""
+    outside = np.maximum(0, np.maximum(intervals[:, 0] - truth, truth - intervals[:, 1]))
+    k = min(len(truth), int(np.ceil((len(truth) + 1) * coverage)))  # the k-th smallest distance
+    return int(np.sort(outside)[k - 1])
+
+
+def temperatures(metadata: dict) -> tuple[float, float, dict]:
+    """(cnn temperature, head temperature, interval margins) of a checkpoint; 1.0 and none where it was
+    never calibrated."""
     calibration = metadata.get("calibration") or {}
-    return float(calibration.get("cnn_temperature", 1.0)), float(calibration.get("head_temperature", 1.0))
+    return (float(calibration.get("cnn_temperature", 1.0)), float(calibration.get("head_temperature", 1.0)),
+            dict(calibration.get("interval_margin") or {}))
 
 
 # Val sequences for the head's temperature: the training lengths and a longer one, where the head's
 # per-step choice has settled into its stationary regime.
 HEAD_FIT_LENGTHS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 100)
 HEAD_FIT_PER_LENGTH = 300
+MARGIN_LENGTHS = (10, 100, 1000)
+MARGIN_PER_LENGTH = 400
 
 
 def fit(predictor, images: np.ndarray | None = None, labels: np.ndarray | None = None, seed: int = 0) -> dict:
     """Fit the CNN's and (for the lstm head) the head's temperature on val images (default: the whole
     val split). Returns the "calibration" metadata block, with val NLL before and after."""
-    import copy
-
     from core.data import load_mnist, split_arrays
     from core.evaluate.tables import evaluation_sequences
 
     if images is None:
         images, labels = split_arrays(load_mnist(), "val")
-    raw = copy.copy(predictor)  # shares the model; only the temperatures differ
-    raw.cnn_temperature = raw.head_temperature = 1.0
+    raw = predictor.uncalibrated()
     logits = raw.cnn_logits(images).numpy()
     t_cnn = fit_temperature(logits, labels)
     out = {"fitted_on": "val", "method": "temperature", "cnn_temperature": t_cnn, "images": int(len(images)),
@@ -78,6 +106,13 @@ def fit(predictor, images: np.ndarray | None = None, labels: np.ndarray | None =
         t_head = fit_temperature(step_logits, digits)
         out.update(head_temperature=t_head, head_val_nll_before=nll(step_logits, digits),
                    head_val_nll_after=nll(step_logits, digits, t_head), head_sequences=int(len(seqs)))
+    if predictor.head in ("lstm", "argmax-sum"):
+        calibrated = raw.uncalibrated()
+        calibrated.cnn_temperature, calibrated.head_temperature = out["cnn_temperature"], out["head_temperature"]
+        seqs = evaluation_sequences(MARGIN_LENGTHS, MARGIN_PER_LENGTH, seed + 1, "val", labels)
+        prediction = calibrated.run_indexed(images, seqs.indices, seqs.lengths)
+        out["interval_margin"] = {str(n): fit_margin(prediction.interval[seqs.lengths == n], seqs.sums[seqs.lengths == n])
+                                  for n in MARGIN_LENGTHS}
     return out
 
 

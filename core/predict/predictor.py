@@ -27,7 +27,7 @@ from core.model import DigitSumModel, resolve_device
 from core.model.checkpoint import load_model
 from core.paths import DEFAULT_CHECKPOINT
 from core.predict import sum_distribution
-from core.predict.calibration import softmax, temperatures
+from core.predict.calibration import margin_for, softmax, temperatures
 
 CNN_CHUNK = 256  # images per CNN forward: bounds memory whatever N*L is (and is fastest on CPU)
 HEAD_POSITIONS = 200_000  # sequence positions per head forward (padded N*L): bounds LSTM memory
@@ -114,7 +114,7 @@ class Predictor:
             p.requires_grad_(False)
         self._metadata = metadata
         self.device = device
-        self.cnn_temperature, self.head_temperature = temperatures(metadata)
+        self.cnn_temperature, self.head_temperature, self.interval_margins = temperatures(metadata)
 
     @property
     def metadata(self) -> dict:
@@ -123,6 +123,12 @@ class Predictor:
     @property
     def head(self) -> str:
         return self._metadata["head"]
+
+    def uncalibrated(self) -> Predictor:
+        """The same model with T = 1 and no interval widening (shares the weights): the "before" figures."""
+        raw = copy.copy(self)
+        raw.cnn_temperature, raw.head_temperature, raw.interval_margins = 1.0, 1.0, {}
+        return raw
 
     # -- the two stages -------------------------------------------------------------------------
     @torch.inference_mode()
@@ -179,6 +185,9 @@ class Predictor:
         temperature = self.head_temperature if self.head == "lstm" else self.cnn_temperature
         step_probs = np.split(softmax(step_logits, temperature), splits)
         summary = sum_distribution.summarize(step_probs, head_sums, point=POINT_PREDICTION.get(self.head, "head"))
+        margin = margin_for(self.interval_margins, lengths)  # val-fitted widening (calibration.py)
+        summary["interval"] = np.stack([np.maximum(summary["interval"][:, 0] - margin, 0),
+                                        np.minimum(summary["interval"][:, 1] + margin, 9 * lengths)], axis=1)
         return Prediction(summary["point"], summary["p_exact"], summary["interval"], np.split(probs, splits), running,
                           step_probs, True)
 

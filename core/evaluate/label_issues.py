@@ -1,0 +1,45 @@
+"""Suspect labels: test images whose given label the model doubts, ranked by cleanlab.
+
+The ranking comes from the model and the data alone: the checkpoint's calibrated probabilities on the
+split (never trained on: test is out-of-sample by construction), cleanlab's confident-learning filter
+to decide which labels are issues, and its self-confidence label-quality score to rank them. No
+published list of known MNIST label errors is used anywhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+COLUMNS = ["index", "given", "suggested", "score", "flagged"]
+
+
+def label_scores(probs: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    """One row per image, most suspect first: cleanlab's issue flag and score = 1 - label quality
+    (the model's probability that the given label is wrong)."""
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    labels = np.asarray(labels, np.int64)
+    probs = np.asarray(probs, np.float64)
+    quality = get_label_quality_scores(labels, probs, method="self_confidence")
+    flagged = find_label_issues(labels, probs, filter_by="prune_by_noise_rate")
+    table = pd.DataFrame({"index": np.arange(len(labels)), "given": labels, "suggested": probs.argmax(axis=1),
+                          "score": 1.0 - quality, "flagged": flagged})
+    return table.sort_values(["score", "index"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def suspect_labels(predictor, split: str = "test", images: np.ndarray | None = None,
+                   labels: np.ndarray | None = None) -> pd.DataFrame:
+    """Every image of `split` (or of the given images and labels), most suspect first, with columns
+    index (the image's index in the split), given, suggested (the model's reading), score (1 - cleanlab's
+    self-confidence label quality: the calibrated probability that the given label is wrong) and
+    flagged (cleanlab's confident-learning verdict, which is stricter than score > 0.5)."""
+    from core.data import load_mnist, split_arrays
+    from core.predict.calibration import softmax
+
+    if images is None:
+        images, labels = split_arrays(load_mnist(), split)
+    probs = softmax(predictor.cnn_logits(images).numpy(), predictor.cnn_temperature)
+    table = label_scores(probs, labels)
+    return table[COLUMNS]
