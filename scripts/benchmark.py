@@ -23,31 +23,13 @@ import numpy as np
 
 from core import load_predictor
 from core.data import load_mnist, split_arrays
-from core.evaluate import ORIGINAL_MAE, ORIGINAL_PROTOCOL, by_length, digit_accuracy, evaluation_set
+from core.evaluate import ORIGINAL_PROTOCOL, by_length, digit_accuracy, evaluation_set, headline_figures, trust
+from core.evaluate.label_issues import TOP_K
 from core.io import write_text_atomic
+from core.label_issues import suspect_labels
 from core.model import HEADS
 from core.sequences import generate_sequences, parse_lengths
-
-TARGETS = {  # issue 3: the default checkpoint's targets
-    "original_mae": ("<=", 0.05), "original_exact": (">=", 0.97), "exact_at_100": (">=", 0.75),
-    "mae_at_1000": ("<=", 6.0), "digit_acc": (">=", 0.997), "predict_seconds": ("<=", 10.0),
-}
-
-
-# What was tried against the targets that the default checkpoint misses (kept with the report).
-TRIED = [
-    "MAE at length 10 is bounded by digit accuracy: at 99.72% even the plain argmax sum gives 0.115, so "
-    "reaching 0.05 needs roughly 99.9% digit accuracy, beyond one small CNN trained for 15 CPU-minutes.",
-    "MAE at length 1000 is mostly bias (mean error about -5): the CNN's few misreadings lean towards lower digits.",
-    "Tried for the CNN: more epochs within the 15-minute budget, selecting the epoch by val log-loss "
-    "(useless with label smoothing) or by val accuracy (picked a mid-schedule epoch that scored 99.57% on "
-    "test), averaging shifted test-time views (no gain).",
-    "Tried for the head: reading the expected digit value instead of a whole digit per step (soft "
-    "contributions add up to fractional errors over long sequences and lowered exact-match).",
-    "Dashboard first render: the overview's evaluation set needs one CNN pass over about 8,600 unique test "
-    "images (about 3 s on this CPU) plus server and model start-up; a CNN-logit cache kept across server "
-    "starts would remove most of it and is the next step.",
-]
+from scripts.benchmark_report import render_markdown
 
 
 def machine_info() -> dict:
@@ -98,13 +80,24 @@ def original_protocol(predictor) -> dict:
     }
 
 
-def benchmark_head(head: str, path: Path, lengths: list[int], per_length: int, seed: int) -> dict:
+def trust_figures(predictor, per_length: int, seed: int) -> dict | None:
+    """Calibration, point choices, cost and calibrators, for heads with a distribution over the sum."""
+    if predictor.head not in ("lstm", "argmax-sum"):
+        return None
+    return {"calibration": trust.calibration_figures(predictor, per_length, seed),
+            "points": trust.point_choices(predictor, per_length, seed),
+            "cost": trust.distribution_cost(predictor), "calibrators": trust.compare_calibrators(predictor)}
+
+
+def benchmark_head(head: str, path: Path, lengths: list[int], per_length: int, seed: int,
+                   trust_per_length: int) -> dict:
     predictor = load_predictor(path, device="cpu")
     meta = predictor.metadata
     start = time.perf_counter()
     table = by_length(evaluation_set(predictor, lengths, per_length, seed))
     eval_seconds = time.perf_counter() - start
     return {
+        "trust": trust_figures(predictor, trust_per_length, seed) if trust_per_length else None,
         "head": head, "checkpoint": str(path), "preset": meta.get("preset"),
         "train_lengths": meta.get("train_lengths"), "train_seconds": (meta.get("metrics") or {}).get("train_seconds"),
         "digit_acc": digit_accuracy(predictor), "original": original_protocol(predictor),
@@ -113,67 +106,13 @@ def benchmark_head(head: str, path: Path, lengths: list[int], per_length: int, s
     }
 
 
-def at_length(result: dict, length: int, key: str):
-    row = next((r for r in result["by_length"] if r["length"] == length), None)
-    return None if row is None else row[key]
-
-
-def target_rows(result: dict) -> list[tuple[str, float, str, float, bool]]:
-    measured = {
-        "original_mae": result["original"]["mae"], "original_exact": result["original"]["exact_acc"],
-        "exact_at_100": at_length(result, 100, "exact_acc"), "mae_at_1000": at_length(result, 1000, "mae"),
-        "digit_acc": result["digit_acc"], "predict_seconds": result["original"]["predict_seconds"],
-    }
-    rows = []
-    for key, (op, bound) in TARGETS.items():
-        value = measured[key]
-        if value is None:
-            continue
-        ok = value <= bound if op == "<=" else value >= bound
-        rows.append((key, value, op, bound, ok))
-    return rows
-
-
-def render_markdown(report: dict) -> str:
-    m = report["machine"]
-    out = [
-        "# Benchmark", "",
-        f"Measured {report['created']} by `python -m scripts.benchmark` on {m['cpu']} "
-        f"({m['cores']} cores, torch {m['torch']}, {m['torch_threads']} threads, GPU: {m['gpu'] or 'none'}). "
-        "Every figure uses MNIST **test** images only.", "",
-        "## Original protocol: 20,000 sequences of length 10", "",
-        f"The original project reported MAE {ORIGINAL_MAE}. Times are `p.predict` on a (20000, 10, 28, 28) "
-        "uint8 array, CNN included.", "",
-        "| head | MAE | RMSE | exact-match | CNN digit acc | predict time | sequences/s | training time |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in report["heads"]:
-        o, train = r["original"], r["train_seconds"]
-        out.append(f"| {r['head']} | {o['mae']:.4f} | {o['rmse']:.4f} | {o['exact_acc']:.4f} | {r['digit_acc']:.4%} | "
-                   f"{o['predict_seconds']:.2f} s | {o['sequences_per_second']:,.0f} | "
-                   f"{'—' if train is None else f'{train:.0f} s'} |")
-    lengths = [row["length"] for row in report["heads"][0]["by_length"]]
-    for key, title in (("exact_acc", "Exact-match accuracy"), ("mae", "MAE"), ("rmse", "RMSE")):
-        out += ["", f"## {title} by sequence length ({report['per_length']} test sequences per length; trained on lengths "
-                f"{report['heads'][0]['train_lengths']})", "",
-                "| head | " + " | ".join(str(n) for n in lengths) + " |", "|---|" + "---:|" * len(lengths)]
-        for r in report["heads"]:
-            out.append(f"| {r['head']} | " + " | ".join(f"{at_length(r, n, key):.3f}" for n in lengths) + " |")
-    out += ["", "Evaluation time: " + ", ".join(
-        f"{r['head']} {r['eval_seconds']:.0f} s for {r['eval_sequences']:,} sequences" for r in report["heads"]) + "."]
-    default = next((r for r in report["heads"] if r["head"] == "lstm"), None)
-    if default:
-        out += ["", "## Targets for the default checkpoint", "", "| target | measured | bound | met |", "|---|---:|---:|---|"]
-        for key, value, op, bound, ok in target_rows(default):
-            out.append(f"| {key} | {value:.4f} | {op} {bound} | {'yes' if ok else 'NO'} |")
-        if not all(ok for *_, ok in target_rows(default)):
-            out += ["", "### What was tried against the missed targets", ""] + [f"- {line}" for line in TRIED]
-    if report.get("notes"):
-        out += ["", "## Notes", ""] + [f"- {note}" for note in report["notes"]]
-    if report.get("dashboard"):
-        out += ["", "## Dashboard timings (headless chromium, same machine)", "", "| measurement | seconds |", "|---|---:|"]
-        out += [f"| {name} | {seconds:.2f} |" for name, seconds in report["dashboard"].items()]
-    return "\n".join(out) + "\n"
+def suspects_both_ways(path: Path) -> dict:
+    """The headline figures with all test labels, and with the TOP_K most suspect images set aside."""
+    predictor = load_predictor(path, device="cpu")
+    ranked = suspect_labels(predictor)
+    aside = ranked["index"].to_numpy()[:TOP_K]
+    return {"k": TOP_K, "checkpoint": str(path), "top": ranked.head(TOP_K).to_dict(orient="records"),
+            "all": headline_figures(predictor), "aside": headline_figures(predictor, exclude=aside)}
 
 
 def main(argv=None) -> int:
@@ -183,6 +122,8 @@ def main(argv=None) -> int:
     parser.add_argument("--lengths", default="1-10,20,50,100,1000", help="sequence lengths to evaluate")
     parser.add_argument("--per-length", type=int, default=1000, help="test sequences per length")
     parser.add_argument("--seed", type=int, default=0, help="seed of the evaluation sequences")
+    parser.add_argument("--trust-per-length", type=int, default=2000,
+                        help="test sequences per length (10, 100, 1000) for the calibration figures; 0 skips them")
     parser.add_argument("--train-heads", action="store_true", help="train the comparison heads on the default CNN first")
     parser.add_argument("--dashboard", action="store_true", help="also time the dashboard in headless chromium")
     parser.add_argument("--note", action="append", default=[], help="a note to add to the report (repeatable)")
@@ -208,10 +149,12 @@ def main(argv=None) -> int:
         if not path.is_file():
             parser.error(f"{path} is missing: run with --train-heads (or train the default checkpoint first)")
         print(f"benchmarking {head} ({path}) ...", flush=True)
-        results.append(benchmark_head(head, path, lengths, args.per_length, args.seed))
+        results.append(benchmark_head(head, path, lengths, args.per_length, args.seed, args.trust_per_length))
     report = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine_info(),
         "per_length": args.per_length, "seed": args.seed, "heads": results, "notes": args.note,
+        "trust_per_length": args.trust_per_length,
+        "suspects": suspects_both_ways(checkpoint_for("lstm" if "lstm" in heads else heads[0], checkpoint_dir)),
     }
     if args.dashboard:
         from scripts.dashboard_timing import time_dashboard

@@ -14,7 +14,7 @@ def test_benchmark_writes_a_consistent_report(smoke_checkpoint, tmp_path):
     shutil.copy2(smoke_checkpoint, checkpoints / "default.pt")
     out = tmp_path / "report" / "bench"
     assert benchmark.main(["--checkpoint-dir", str(checkpoints), "--heads", "lstm", "--lengths", "1,3",
-                           "--per-length", "20", "--seed", "4", "--out", str(out)]) == 0
+                           "--per-length", "20", "--seed", "4", "--trust-per-length", "30", "--out", str(out)]) == 0
     report = json.loads(out.with_suffix(".json").read_text())
     (result,) = report["heads"]
     assert result["head"] == "lstm" and result["preset"] == "smoke"
@@ -24,6 +24,14 @@ def test_benchmark_writes_a_consistent_report(smoke_checkpoint, tmp_path):
     markdown = out.with_suffix(".md").read_text()
     assert "## Targets for the default checkpoint" in markdown and f"{result['original']['mae']:.4f}" in markdown
     assert not list(out.parent.glob("*.tmp"))  # atomic writes leave nothing behind
+    trust = result["trust"]  # calibration, point choices, cost, calibrators
+    digits = trust["calibration"]["digits"]
+    assert digits["after"]["nll"] < digits["before"]["nll"] and digits["after"]["accuracy"] == digits["before"]["accuracy"]
+    assert set(trust["calibration"]["sums_after"]["coverage_by_length"]) == {"10", "100", "1000"}  # JSON keys
+    assert set(trust["points"]) == {"head", "mode", "median"} and "Point prediction" in markdown
+    suspects = report["suspects"]
+    assert suspects["k"] == len(suspects["top"]) == 30 and set(suspects["all"]) == set(suspects["aside"])
+    assert "suspect labels set aside" in markdown
 
 
 def test_benchmark_refuses_unknown_heads_with_a_usage_error(tmp_path, capsys):

@@ -18,6 +18,8 @@ class FakePrediction:
     sums: np.ndarray
     digit_probs: list
     running: list
+    p_exact: np.ndarray
+    interval: np.ndarray
 
 
 class MisreadsSevens:
@@ -33,7 +35,10 @@ class MisreadsSevens:
             probs.append(p)
             running.append(np.cumsum(read).astype(float))
             sums.append(float(read.sum()))
-        return FakePrediction(np.array(sums), probs, running)
+        sums = np.array(sums)
+        p_exact = np.array([p.max(axis=1).prod() for p in probs])  # as if the readings were independent
+        interval = np.stack([np.rint(sums) - 1, np.rint(sums) + 1], axis=1).astype(np.int64)
+        return FakePrediction(sums, probs, running, p_exact, interval)
 
 
 @pytest.fixture(scope="module")

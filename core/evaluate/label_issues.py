@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 COLUMNS = ["index", "given", "suggested", "score", "flagged"]
+TOP_K = 30  # how many of the most suspect images "set aside" removes, by default (dashboard, benchmark)
 
 
 def label_scores(probs: np.ndarray, labels: np.ndarray) -> pd.DataFrame:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from core.seeds import derive_seed
+
 T_BOUNDS = (0.05, 20.0)
 
 
@@ -109,7 +111,7 @@ def fit(predictor, images: np.ndarray | None = None, labels: np.ndarray | None =
     if predictor.head in ("lstm", "argmax-sum"):
         calibrated = raw.uncalibrated()
         calibrated.cnn_temperature, calibrated.head_temperature = out["cnn_temperature"], out["head_temperature"]
-        seqs = evaluation_sequences(MARGIN_LENGTHS, MARGIN_PER_LENGTH, seed + 1, "val", labels)
+        seqs = evaluation_sequences(MARGIN_LENGTHS, MARGIN_PER_LENGTH, derive_seed(seed, 1), "val", labels)
         prediction = calibrated.run_indexed(images, seqs.indices, seqs.lengths)
         out["interval_margin"] = {str(n): fit_margin(prediction.interval[seqs.lengths == n], seqs.sums[seqs.lengths == n])
                                   for n in MARGIN_LENGTHS}

@@ -82,8 +82,8 @@ class Trainer:
         x, y = split_arrays(mnist, "val")
         keep = np.sort(rng.permutation(len(x))[: cfg.val_subset]) if cfg.val_subset else slice(None)
         self.x_val, self.y_val = np.ascontiguousarray(x[keep]), torch.from_numpy(y[keep].astype(np.int64))
-        self.val_seqs = generate_sequences("val", cfg.val_sequences, (cfg.min_len, cfg.max_len), seed=cfg.seed + 1,
-                                           labels=self.y_val.numpy())  # fmt: skip
+        self.val_seqs = generate_sequences("val", cfg.val_sequences, (cfg.min_len, cfg.max_len),
+                                           seed=derive_seed(cfg.seed, 1), labels=self.y_val.numpy())
         # State that resume.pt carries: the next step to run, each phase's best epoch, the optimizer.
         self.pos = {"phase": 0, "epoch": 0, "step": 0}
         self.best: dict[str, dict] = {}  # phase (or "phase:last") -> {"score", "state", "metrics"}
