@@ -24,6 +24,8 @@ PAGES = {
         st.Page("views/errors.py", title="Error analysis", icon=":material/troubleshoot:"),
         st.Page("views/inspector.py", title="Sequence inspector", icon=":material/pageview:"),
         st.Page("views/generator.py", title="Generator", icon=":material/casino:"),
+        st.Page("views/calibration.py", title="Calibration", icon=":material/verified:"),
+        st.Page("views/suspects.py", title="Suspect labels", icon=":material/label_off:"),
     ],
     "Models": [
         st.Page("views/training.py", title="Training", icon=":material/model_training:"),
@@ -45,6 +47,12 @@ def sidebar() -> None:
         c1.number_input("Per length", min_value=1, max_value=settings.MAX_PER_LENGTH, step=50,
                         key=settings.PER_LENGTH, help="Sequences drawn for each length.")
         c2.number_input("Seed", min_value=0, max_value=settings.MAX_SEED, step=1, key=settings.SEED)
+        st.toggle("Set suspect images aside", key=settings.ASIDE,
+                  help="Rebuild the evaluation set without the k test images whose labels the model doubts "
+                       "most (Suspect labels view), so every figure can be seen both ways.")
+        st.number_input("Suspects (k)", min_value=1, max_value=settings.MAX_SUSPECT_K, step=10, key=settings.SUSPECT_K,
+                        help="How many of the most suspect test images count as suspects: Error analysis marks "
+                             "them, and the switch above sets them aside.")
 
 
 page = st.navigation(PAGES)

@@ -5,6 +5,8 @@
   anew. One instance per version, shared by every session and never mutated.
 - Evaluation tables, generated sequences and measured headline figures: st.cache_data, keyed on the
   same file version and the evaluation-set spec.
+- Trust figures: the CNN's logits on every test image (one pass per checkpoint version), shared by the
+  digit calibration figures and the suspect-label ranking; the uncalibrated twin of each predictor.
 - Checkpoints: every *.pt in the checkpoint folder ($DIGITSUM_CHECKPOINT_DIR, default checkpoints/),
   then the finished training runs from core.runs.
 """
@@ -22,7 +24,11 @@ import streamlit as st
 from core import evaluate, load_predictor, runs
 from core.data import load_mnist, split_arrays
 from core.data.sequences import generate_sequences
+from core.evaluate import calibration
+from core.evaluate.label_issues import COLUMNS as SUSPECT_COLUMNS
+from core.evaluate.label_issues import label_scores
 from core.paths import CHECKPOINTS_DIR, REPO_ROOT
+from core.predict.calibration import softmax
 from dashboard.links import SequenceSpec
 
 BENCHMARK_JSON = REPO_ROOT / "reports" / "benchmark.json"
@@ -99,14 +105,26 @@ def test_split() -> tuple[np.ndarray, np.ndarray]:
     return split_arrays(load_mnist(), "test")
 
 
+def _set_aside(key: FileKey, aside: int) -> np.ndarray | None:
+    return _suspects(key)["index"].to_numpy()[:aside] if aside > 0 else None
+
+
 @st.cache_data(show_spinner="Evaluating the checkpoint…", max_entries=12)
-def _evaluation(key: FileKey, lengths: tuple[int, ...], per_length: int, seed: int) -> pd.DataFrame:
-    return evaluate.evaluation_set(_predictor(key), list(lengths), per_length, seed)
+def _evaluation(key: FileKey, lengths: tuple[int, ...], per_length: int, seed: int, aside: int = 0,
+                raw: bool = False) -> pd.DataFrame:
+    model = _uncalibrated(key) if raw else _predictor(key)
+    return evaluate.evaluation_set(model, list(lengths), per_length, seed, exclude=_set_aside(key, aside))
 
 
-def evaluation(path: Path, lengths, per_length: int, seed: int) -> pd.DataFrame:
-    """The per-sequence evaluation table (core.evaluate's columns) for an evaluation set."""
-    return _evaluation(file_key(path), tuple(lengths), int(per_length), int(seed))
+def evaluation(path: Path, lengths, per_length: int, seed: int, aside: int = 0) -> pd.DataFrame:
+    """The per-sequence evaluation table (core.evaluate's columns) for an evaluation set; `aside` > 0
+    builds it without the `aside` most suspect test images (see suspects)."""
+    return _evaluation(file_key(path), tuple(lengths), int(per_length), int(seed), int(aside))
+
+
+def uncalibrated_evaluation(path: Path, lengths, per_length: int, seed: int, aside: int = 0) -> pd.DataFrame:
+    """The same evaluation set through predictor.uncalibrated() (T = 1, no interval margin)."""
+    return _evaluation(file_key(path), tuple(lengths), int(per_length), int(seed), int(aside), raw=True)
 
 
 @st.cache_data(show_spinner=False)
@@ -146,6 +164,66 @@ def generated_row(path: Path, spec: SequenceSpec) -> pd.Series:
 def sequence_images(row) -> np.ndarray:
     """The test images of an evaluated sequence (its `indices` column)."""
     return test_split()[0][np.asarray(row["indices"], dtype=np.int64)]
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _sum_distribution(key: FileKey, indices: tuple[int, ...]) -> tuple[int, np.ndarray] | None:
+    try:
+        [dist] = _predictor(key).sum_distribution([test_split()[0][np.asarray(indices, dtype=np.int64)]])
+    except ValueError:  # a regression head: no distribution over the sum
+        return None
+    return dist.start, dist.probs
+
+
+def sum_distribution(path: Path, row) -> tuple[int, np.ndarray] | None:
+    """(start, probs) of P(sum) for an evaluated sequence, or None for a head without a distribution."""
+    return _sum_distribution(file_key(path), tuple(int(i) for i in row["indices"]))
+
+
+# --------------------------------------------------------------------------- trust
+
+@st.cache_resource(show_spinner=False, max_entries=6)
+def _uncalibrated(key: FileKey):
+    return _predictor(key).uncalibrated()
+
+
+@st.cache_data(show_spinner="Reading every test image (one CNN pass)…", max_entries=6)
+def _test_logits(key: FileKey) -> np.ndarray:
+    return _predictor(key).cnn_logits(test_split()[0]).numpy()
+
+
+@st.cache_data(show_spinner="Ranking suspect labels…", max_entries=6)
+def _suspects(key: FileKey) -> pd.DataFrame:
+    # core.label_issues.suspect_labels, on the logits shared with the digit calibration (one CNN pass)
+    probs = softmax(_test_logits(key), _predictor(key).cnn_temperature)
+    return label_scores(probs, test_split()[1])[SUSPECT_COLUMNS]
+
+
+def suspects(path: Path) -> pd.DataFrame:
+    """Every test image, most suspect label first: index, given, suggested, score, flagged."""
+    return _suspects(file_key(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=12)
+def _digit_calibration(key: FileKey, aside: int) -> dict:
+    logits, labels = _test_logits(key), test_split()[1]
+    keep = np.ones(len(labels), dtype=bool)
+    if aside > 0:
+        keep[_set_aside(key, aside)] = False
+    logits, labels = logits[keep], labels[keep]
+    out = {}
+    for name, temperature in (("before", 1.0), ("after", _predictor(key).cnn_temperature)):
+        probs = softmax(logits, temperature)
+        out[name] = calibration.digit_metrics(logits, labels, temperature)
+        out[name + "_table"] = calibration.reliability(probs.max(axis=1), probs.argmax(axis=1) == labels)
+    out["images"] = int(keep.sum())
+    return out
+
+
+def digit_calibration(path: Path, aside: int = 0) -> dict:
+    """core.evaluate.calibration.digit_calibration's figures on the test images (without the `aside` most
+    suspect ones), plus each side's reliability table: keys before, after, before_table, after_table, images."""
+    return _digit_calibration(file_key(path), int(aside))
 
 
 # --------------------------------------------------------------------------- headline figures

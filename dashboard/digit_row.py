@@ -21,8 +21,16 @@ def misread_summary(true_digits, pred_digits, limit: int = 12) -> str:
     return f"Misread at step{'s' if len(wrong) > 1 else ''} {shown}{more}."
 
 
-def digit_row_html(images: np.ndarray, true_digits, pred_digits, confidence, size: int = 44) -> str:
-    """A horizontally scrollable row: each digit image with true / predicted / confidence under it.
+def _pct(p) -> str:
+    """A probability in a few characters: '93%', '0.4%', '<0.1%'."""
+    p = 100 * float(p)
+    return f"{p:.0f}%" if p >= 9.5 else f"{p:.1f}%" if p >= 0.1 else "<0.1%"
+
+
+def digit_row_html(images: np.ndarray, true_digits, pred_digits, confidence, size: int = 44, second=None,
+                   second_conf=None) -> str:
+    """A horizontally scrollable row: each digit image with true / predicted / confidence under it,
+    and with `second` / `second_conf` the CNN's runner-up reading and its probability (top-2).
 
     Wrong digits get a red frame and red text. Text colour is inherited from the page so it reads
     in light and dark themes; only the highlight colour is fixed. One HTML element (rather than a
@@ -31,8 +39,11 @@ def digit_row_html(images: np.ndarray, true_digits, pred_digits, confidence, siz
     n = len(images)
     if not (len(true_digits) == len(pred_digits) == len(confidence) == n):
         raise ValueError("digit_row_html needs one true digit, prediction and confidence per image")
+    if second is not None and not (second_conf is not None and len(second) == len(second_conf) == n):
+        raise ValueError("digit_row_html needs one second reading and its probability per image")
+    runner_up = list(zip(second, second_conf)) if second is not None else [None] * n
     cells, wrong = [], 0
-    for img, t, p, c in zip(images, true_digits, pred_digits, confidence):
+    for img, t, p, c, alt in zip(images, true_digits, pred_digits, confidence, runner_up):
         bad = int(t) != int(p)
         wrong += bad
         frame = COLORS["bad"] if bad else "rgba(128,128,128,0.35)"
@@ -43,7 +54,9 @@ def digit_row_html(images: np.ndarray, true_digits, pred_digits, confidence, siz
             f'<img src="{uri}" width="{size}" height="{size}" alt="digit {int(t)}" '
             f'style="image-rendering:pixelated;border:3px solid {frame};border-radius:4px;"/>'
             f'<div style="font-size:0.75rem;line-height:1.15;">true {int(t)}<br/>'
-            f'pred {int(p)}<br/>{100 * float(c):.0f}%</div></div>')
+            f'pred {int(p)}<br/>{100 * float(c):.0f}%'
+            + (f'<br/><span class="second" style="opacity:0.7;">2nd {int(alt[0])} {_pct(alt[1])}</span>'
+               if alt is not None else "") + '</div></div>')
     title = escape(f"{n} digits, {wrong} misread")
     return (f'<div class="digit-row" title="{title}" style="display:flex;gap:4px;overflow-x:auto;'
             f'padding-bottom:6px;font-family:monospace;">{"".join(cells)}</div>')

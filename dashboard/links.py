@@ -28,7 +28,8 @@ def format_lengths(lengths) -> str:
 class SequenceSpec:
     """Which sequence the inspector shows.
 
-    source "eval": row `index` (seq_id) of the test-split evaluation set (lengths, per_length, seed).
+    source "eval": row `index` (seq_id) of the test-split evaluation set (lengths, per_length, seed;
+                   `aside` > 0: built without the `aside` most suspect test images).
     source "gen":  the generator's sequence (length, seed, optional target/sum range/digits).
     """
     source: str = "eval"
@@ -41,11 +42,15 @@ class SequenceSpec:
     sum_min: int | None = None
     sum_max: int | None = None
     digits: tuple[int, ...] | None = None
+    aside: int = 0
 
     def to_query(self) -> dict[str, str]:
         if self.source == "eval":
-            return {"src": "eval", "lengths": format_lengths(self.lengths), "per_length": str(self.per_length),
-                    "seed": str(self.seed), "index": str(self.index)}
+            q = {"src": "eval", "lengths": format_lengths(self.lengths), "per_length": str(self.per_length),
+                 "seed": str(self.seed), "index": str(self.index)}
+            if self.aside:
+                q["aside"] = str(self.aside)
+            return q
         q = {"src": "gen", "length": str(self.length), "seed": str(self.seed)}
         if self.target is not None:
             q["target"] = str(self.target)
@@ -72,9 +77,9 @@ class SequenceSpec:
         source = params.get("src", "eval")
         if source == "eval":
             spec = cls("eval", index=integer("index"), lengths=tuple(parse_lengths(params.get("lengths", ""))),
-                       per_length=integer("per_length"), seed=integer("seed"))
-            if spec.per_length < 1 or spec.index < 0:
-                raise ValueError("link parameters per_length must be >= 1 and index >= 0")
+                       per_length=integer("per_length"), seed=integer("seed"), aside=integer("aside", 0))
+            if spec.per_length < 1 or spec.index < 0 or spec.aside < 0:
+                raise ValueError("link parameters per_length and aside must be >= 1 and >= 0, index >= 0")
             return spec
         if source == "gen":
             digits = params.get("digits")
@@ -89,10 +94,12 @@ class SequenceSpec:
         raise ValueError(f"link parameter 'src' must be 'eval' or 'gen', got {source!r}")
 
 
-def eval_spec(index: int, lengths, per_length: int, seed: int, size: int) -> SequenceSpec:
-    """Row `index` of an evaluation set of `size` sequences, clamped to the set."""
+def eval_spec(index: int, lengths, per_length: int, seed: int, size: int, aside: int = 0) -> SequenceSpec:
+    """Row `index` of an evaluation set of `size` sequences, clamped to the set (`aside`: the number of
+    most suspect images it was built without)."""
     index = min(max(int(index), 0), size - 1)
-    return SequenceSpec("eval", index=index, lengths=tuple(lengths), per_length=int(per_length), seed=int(seed))
+    return SequenceSpec("eval", index=index, lengths=tuple(lengths), per_length=int(per_length), seed=int(seed),
+                        aside=int(aside))
 
 
 def stepped(spec: SequenceSpec, delta: int, size: int) -> SequenceSpec:

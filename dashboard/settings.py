@@ -1,5 +1,6 @@
 """The sidebar's shared settings: session-state keys and defaults, seeding them from a link, and the
-Settings object every view reads (checkpoint + evaluation set).
+Settings object every view reads (checkpoint + evaluation set, optionally without the k most suspect
+test images: "Set suspect images aside").
 
 app.py draws the sidebar's widgets on these keys; views call `settings()` and `require()`.
 seed_from_url and read_settings are plain functions of a mapping (tests/test_components.py).
@@ -15,13 +16,15 @@ import pandas as pd
 import streamlit as st
 
 from core.data.sequences import parse_lengths
-from dashboard import cache
+from dashboard import cache, links
 
 # Session-state keys of the sidebar's shared controls, and their defaults.
 CKPT, LENGTHS, PER_LENGTH, SEED = "ckpt", "eval_lengths", "eval_per_length", "eval_seed"
-DEFAULTS = {LENGTHS: "1-10,20,50,100", PER_LENGTH: 100, SEED: 0}
+ASIDE, SUSPECT_K = "eval_aside", "eval_suspect_k"  # the switch, and how many suspects it sets aside
+DEFAULTS = {LENGTHS: "1-10,20,50,100", PER_LENGTH: 100, SEED: 0, ASIDE: False, SUSPECT_K: 30}
 SEEDED = "_seeded_from_url"
-MAX_PER_LENGTH, MAX_SEED = 5000, 2**31 - 1
+P_EXACT_REQUEST = "_p_exact_below_request"  # Calibration -> Error analysis: filter p_exact below this
+MAX_PER_LENGTH, MAX_SEED, MAX_SUSPECT_K = 5000, 2**31 - 1, 1000
 # Bounds that keep one evaluation within tens of seconds on a 2-core CPU.
 MAX_SEQUENCES, MAX_DIGITS = 100_000, 2_000_000
 
@@ -45,6 +48,12 @@ def seed_from_url(state: MutableMapping, params: Mapping, checkpoints: Mapping[s
                         state[key] = cast(params[param])
                     except ValueError:
                         pass  # the view reports a bad link; the sidebar keeps its default
+            try:
+                aside = int(params.get("aside") or 0)
+            except ValueError:
+                aside = 0
+            if aside > 0:
+                state[ASIDE], state[SUSPECT_K] = True, min(aside, MAX_SUSPECT_K)
     for key, value in DEFAULTS.items():
         state.setdefault(key, value)
     if state.get(CKPT) not in checkpoints:
@@ -59,6 +68,8 @@ class Settings:
     per_length: int
     seed: int
     problem: str | None  # a message for the view when the settings cannot be used
+    suspect_k: int = DEFAULTS[SUSPECT_K]  # how many of the most suspect images count as suspects
+    aside: int = 0  # the evaluation set is built without the `aside` most suspect images (0: all used)
 
 
 def read_settings(state: Mapping, checkpoints: Mapping[str, Path], folder: str = "checkpoints") -> Settings:
@@ -77,7 +88,9 @@ def read_settings(state: Mapping, checkpoints: Mapping[str, Path], folder: str =
                    f"allows {MAX_SEQUENCES:,} and {MAX_DIGITS:,}): use fewer lengths or fewer sequences per length.")
     if path is None:
         problem = f"No checkpoint found in {folder}/. Train one with `python -m scripts.train --preset default --out checkpoints/default.pt`."
-    return Settings(path, name if path else None, lengths, per_length, int(state.get(SEED, DEFAULTS[SEED])), problem)
+    suspect_k = _clamp(1, MAX_SUSPECT_K)(state.get(SUSPECT_K, DEFAULTS[SUSPECT_K]))
+    return Settings(path, name if path else None, lengths, per_length, int(state.get(SEED, DEFAULTS[SEED])), problem,
+                    suspect_k, suspect_k if state.get(ASIDE) else 0)
 
 
 def settings() -> Settings:
@@ -101,7 +114,18 @@ def require(s: Settings):
 def sidebar_evaluation(s: Settings) -> pd.DataFrame:
     """The sidebar's evaluation table, or the view stops with the reason (never a traceback)."""
     try:
-        return cache.evaluation(s.checkpoint, s.lengths, s.per_length, s.seed)
+        return cache.evaluation(s.checkpoint, s.lengths, s.per_length, s.seed, s.aside)
     except Exception as exc:  # noqa: BLE001 - e.g. a checkpoint replaced by a broken file
         st.error(f"Cannot evaluate {s.checkpoint_name}: {exc}")
         st.stop()
+
+
+def eval_spec(s: Settings, index: int, size: int):
+    """Row `index` of the sidebar's evaluation set (of `size` sequences) as a link spec."""
+    return links.eval_spec(index, s.lengths, s.per_length, s.seed, size, s.aside)
+
+
+def no_distribution_note(predictor) -> str:
+    """The plain note every view shows for a regression head (lstm-final, deepsets)."""
+    return (f"The {predictor.head} head regresses a number: this head has no distribution over the sum, "
+            "so there is no P(exact), no 95% interval and no risk–coverage curve for it.")

@@ -1,6 +1,8 @@
 """Error analysis: where does the predictor fail — which lengths, which sums, which digits?
 
-Every chart and the table follow the filters at the top (length range, sum range, errors only).
+Every chart and the table follow the filters at the top (length range, sum range, errors only, and
+p_exact below a threshold: the sequences a selective predictor would not answer). Wrong sequences
+whose only misread digits are suspect labels are marked.
 Numbers come from core.evaluate on the sidebar's evaluation set.
 """
 
@@ -9,7 +11,7 @@ from functools import partial
 import streamlit as st
 
 from core import evaluate
-from dashboard import charts, links, settings, tables
+from dashboard import cache, charts, links, settings, tables, trust
 
 s = settings.settings()
 predictor = settings.require(s)
@@ -17,6 +19,10 @@ train = tables.training_range(predictor.metadata)
 df = settings.sidebar_evaluation(s)
 
 st.title("Error analysis")
+has_dist = trust.has_distribution(df)
+if (request := st.session_state.pop(settings.P_EXACT_REQUEST, None)) is not None and has_dist:
+    # Sent from Calibration: turn the p_exact filter on at its threshold (before the widgets are drawn).
+    st.session_state["f_pexact_on"], st.session_state["f_pexact"] = True, float(request)
 
 # ----------------------------------------------------------------------------- filters
 lengths = sorted(int(v) for v in df["length"].unique())
@@ -29,9 +35,20 @@ length_range = (f1.select_slider("Length range", options=lengths, value=(lengths
 sum_range = f2.slider("True-sum range", 0, max(max_sum, 1), (0, max(max_sum, 1)), key=f"f_sum_{max_sum}")
 errors_only = f3.checkbox("Errors only", key="f_errors",
                           help="Only sequences whose rounded prediction is not the true sum.")
+g1, g2, _ = st.columns([1, 2, 4], vertical_alignment="bottom")
+pexact_on = g1.checkbox("p_exact below", key="f_pexact_on", disabled=not has_dist,
+                        help="Only the sequences the model is unsure of (Calibration view)." if has_dist else
+                        settings.no_distribution_note(predictor))
+st.session_state.setdefault("f_pexact", 0.9)
+pexact = g2.slider("p_exact threshold", 0.0, 1.0, step=0.01, key="f_pexact", disabled=not pexact_on,
+                   label_visibility="collapsed")
 view = evaluate.filter_results(df, length_range, sum_range, errors_only)
+if pexact_on and has_dist:
+    view = trust.below_p_exact(view, pexact)
 st.caption(f"{len(view):,} of {len(df):,} sequences match the filters "
-           f"({s.per_length} test sequences per length, seed {s.seed}).")
+           f"({s.per_length} test sequences per length, seed {s.seed}"
+           f"{f'; p_exact below {pexact:.2f}' if pexact_on and has_dist else ''}"
+           f"{f'; the {s.aside} most suspect images set aside' if s.aside else ''}).")
 if view.empty:
     st.warning("No sequences match these filters: widen the length or sum range, or untick 'Errors only'.")
     st.stop()
@@ -94,30 +111,49 @@ c3.markdown(f"**{len(hits):,}** sequences contain a {t} that the CNN read as {p}
 
 
 def spec(seq_id: int) -> links.SequenceSpec:
-    return links.eval_spec(seq_id, s.lengths, s.per_length, s.seed, len(df))
+    return settings.eval_spec(s, seq_id, len(df))
 
 
 def link(seq_id: int) -> str:
     return links.inspector_url(spec(seq_id), s.checkpoint_name)
 
 
+suspect_ids = trust.suspect_only_ids(view, cache.suspects(s.checkpoint)["index"].head(s.suspect_k))
+
+
+def shown(rows):
+    """The table's columns, its link, p_exact and whether a suspect label alone explains the error."""
+    out = tables.with_links(rows, link)
+    if has_dist:
+        out.insert(out.columns.get_loc("exact") + 1, "p_exact", rows["p_exact"].to_numpy())
+    out.insert(len(out.columns) - 1, "suspect label?", out["seq_id"].isin(suspect_ids))
+    return out
+
+
 LINK = st.column_config.LinkColumn("inspect", display_text="open", help="Opens the sequence in the inspector (new tab)")
 FORMATS = {"pred_sum": st.column_config.NumberColumn("pred_sum", format="%.3f"),
            "error": st.column_config.NumberColumn("error", format="%+.3f"),
-           "abs_error": st.column_config.NumberColumn("abs_error", format="%.3f"), "inspect": LINK}
+           "abs_error": st.column_config.NumberColumn("abs_error", format="%.3f"), "inspect": LINK,
+           "p_exact": st.column_config.NumberColumn("p_exact", format="%.3f"),
+           "suspect label?": st.column_config.CheckboxColumn(
+               "suspect label?", help="Wrong, and every digit it misreads is a suspect label (Suspect labels view)")}
 if len(hits):
-    st.dataframe(tables.with_links(evaluate.worst_sequences(hits, 200), link),
+    st.dataframe(shown(evaluate.worst_sequences(hits, 200)),
                  hide_index=True, column_config=FORMATS, key="confusion_table", height=220)
     st.caption("Sequences holding the chosen confusion, worst first (at most 200).")
 
 # ----------------------------------------------------------------------------- worst sequences
 st.subheader("Worst sequences")
 n_worst = st.slider("How many", 5, 200, 25, step=5, key="n_worst")
-worst = tables.with_links(evaluate.worst_sequences(view, n_worst), link)
+worst = shown(evaluate.worst_sequences(view, n_worst))
 table = st.dataframe(worst, hide_index=True, column_config=FORMATS, key="worst_table",
                      on_select="rerun", selection_mode="single-row")
+n_wrong = int((~view["exact"]).sum())
 st.caption("Largest absolute errors among the filtered sequences. Follow a row's link, or select "
-           "a row to open it here.")
+           "a row to open it here. " + (
+               f"The {s.aside} most suspect images are set aside (sidebar): no sequence uses them." if s.aside else
+               f"**{len(suspect_ids):,}** of the {n_wrong:,} wrong sequences misread only images among the "
+               f"{s.suspect_k} most suspect labels (suspect label?): the label, not the model, may be wrong."))
 rows = table.selection.rows if table else []
 if rows:
     seq_id = int(worst.iloc[rows[0]]["seq_id"])

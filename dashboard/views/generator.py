@@ -68,8 +68,18 @@ m3.metric("Error", f"{row['error']:+.2f}", delta="exact" if row["exact"] else "w
           delta_color="normal" if row["exact"] else "inverse", delta_arrow="off")
 m4.metric("Misread digits", f"{int((true_digits != pred_digits).sum())} of {len(true_digits)}")
 
-st.html(digit_row.digit_row_html(images, true_digits, pred_digits, row["digit_conf"]))
-st.caption(f"The sequence: true digit, the CNN's reading and confidence under each image (misread "
+if row["p_exact"] == row["p_exact"]:  # NaN for a head without a distribution over the sum
+    lo, hi = int(row["interval_lo"]), int(row["interval_hi"])
+    p1, p2, _ = st.columns([1, 1, 2])
+    p1.metric("P(exact)", f"{row['p_exact']:.1%}",
+              help=f"the model's probability that the sum is exactly {int(row['pred_rounded'])}")
+    p2.metric("95% interval", f"{lo}–{hi}", help="central 95% credible interval of the sum (inclusive)")
+else:
+    st.caption(settings.no_distribution_note(predictor))
+
+st.html(digit_row.digit_row_html(images, true_digits, pred_digits, row["digit_conf"], second=row["second_digits"],
+                                 second_conf=row["second_conf"]))
+st.caption(f"The sequence: true digit, the CNN's reading, its probability and the runner-up (2nd) under each image (misread "
            f"ones framed in red); scroll sideways for long sequences. "
            f"{digit_row.misread_summary(true_digits, pred_digits)} Generated and predicted in "
            f"{1000 * elapsed:.0f} ms.")

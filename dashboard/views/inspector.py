@@ -3,7 +3,8 @@
 The URL is the source of truth (st.query_params), so a copied link reopens the same sequence:
   ?src=eval&lengths=1-10,20&per_length=100&seed=0&index=37&ckpt=checkpoints/default.pt
   ?src=gen&length=50&seed=7[&target=200 | &sum_min=100&sum_max=150][&digits=1,7]&ckpt=...
-An "eval" link names a row (seq_id) of the test-split evaluation set chosen in the sidebar.
+An "eval" link names a row (seq_id) of the test-split evaluation set chosen in the sidebar (`aside=k`:
+built without the k most suspect images). Heads with a distribution over the sum also show P(sum).
 """
 
 from urllib.parse import urlencode
@@ -12,7 +13,7 @@ import numpy as np
 import streamlit as st
 
 from core import evaluate
-from dashboard import cache, charts, digit_row, links, settings, tables
+from dashboard import cache, charts, digit_row, links, settings, tables, trust_charts
 
 s = settings.settings()
 predictor = settings.require(s)
@@ -21,7 +22,7 @@ worst_id = int(evaluate.worst_sequences(df, 1)["seq_id"].iloc[0])
 
 
 def eval_spec(index: int) -> links.SequenceSpec:
-    return links.eval_spec(index, s.lengths, s.per_length, s.seed, len(df))
+    return settings.eval_spec(s, index, len(df))
 
 
 def show(spec: links.SequenceSpec) -> None:
@@ -84,10 +85,26 @@ m3.metric("Error", f"{row['error']:+.2f}", delta="exact" if row["exact"] else "w
           delta_color="normal" if row["exact"] else "inverse", delta_arrow="off")
 m4.metric("Misread digits", f"{int((true_digits != pred_digits).sum())} of {len(true_digits)}")
 
-st.html(digit_row.digit_row_html(images, true_digits, pred_digits, row["digit_conf"]))
-st.caption("Each digit image with its true label, the CNN's reading and its confidence; misread "
-           "digits are framed in red. Scroll sideways for long sequences. "
-           + digit_row.misread_summary(true_digits, pred_digits))
+st.html(digit_row.digit_row_html(images, true_digits, pred_digits, row["digit_conf"], second=row["second_digits"],
+                                 second_conf=row["second_conf"]))
+st.caption("Each digit image with its true label, the CNN's reading and its calibrated probability, and "
+           "its second most likely reading (2nd); misread digits are framed in red. Scroll sideways for long "
+           "sequences. " + digit_row.misread_summary(true_digits, pred_digits))
+
+# ----------------------------------------------------------------------------- P(sum)
+dist = cache.sum_distribution(s.checkpoint, row)
+if dist is None:
+    st.info(settings.no_distribution_note(predictor))
+else:
+    lo, hi = int(row["interval_lo"]), int(row["interval_hi"])
+    d1, d2 = st.columns([4, 1])
+    d1.plotly_chart(trust_charts.sum_distribution_figure(dist[0], dist[1], int(row["true_sum"]), (lo, hi),
+                                                         int(row["pred_rounded"])), key="sum_distribution")
+    d2.metric("P(exact)", f"{row['p_exact']:.1%}", help=f"the model's probability that the sum is {int(row['pred_rounded'])}")
+    d2.metric("95% interval", f"{lo}–{hi}", delta="holds the true sum" if lo <= row["true_sum"] <= hi else "misses it",
+              delta_color="normal" if lo <= row["true_sum"] <= hi else "inverse", delta_arrow="off")
+    st.caption("The model's distribution over this sequence's sum (its per-step digit distributions convolved): "
+               "the blue bar is the predicted sum, the amber line the true sum, the shaded band the 95% interval.")
 
 left, right = st.columns([3, 2])
 with left:

@@ -2,13 +2,15 @@
 
 Headline figures come from reports/benchmark.json when it measured this checkpoint; otherwise they
 can be measured here on the test split (cached per checkpoint version). The sidebar's evaluation
-set adds a per-length summary computed live.
+set adds a per-length summary computed live, and the trust figures (digit ECE, sum ECE, exact-match at
+90% coverage) beside the uncalibrated model's.
 """
 
 import streamlit as st
 
 from core import evaluate
-from dashboard import cache, charts, headlines, links, settings, tables
+from core.evaluate import calibration
+from dashboard import cache, charts, headlines, links, settings, tables, trust
 
 s = settings.settings()
 predictor = settings.require(s)
@@ -75,6 +77,20 @@ st.dataframe(stats, hide_index=True, width="stretch", height=min(38 + 35 * len(s
                  "digit_acc": st.column_config.NumberColumn("digit acc", format="percent")})
 st.caption("One row per length of the evaluation set; rows outside the training range show how "
            "the head extrapolates. The Error analysis view breaks these down further.")
+
+# ----------------------------------------------------------------------------- trust
+st.subheader("Calibration (is the model's confidence honest?)")
+digits = cache.digit_calibration(s.checkpoint, s.aside)
+after = calibration.sum_calibration(df)
+before = (calibration.sum_calibration(cache.uncalibrated_evaluation(s.checkpoint, s.lengths, s.per_length, s.seed,
+                                                                    s.aside)) if after["available"] else after)
+for col, (label, value, raw) in zip(st.columns(3), trust.trust_figures(digits, after, before)):
+    col.metric(label, value, delta=f"uncalibrated {raw}" if raw != "—" else None, delta_color="off",
+               delta_arrow="off", help="calibrated (this checkpoint) beside the same model with T = 1")
+st.caption("Digit ECE over the test images; sum ECE (p_exact against exact-match) and exact-match on the 90% "
+           "of sequences the model is surest of, over the sidebar's evaluation set. Lower ECE is better. "
+           + ("" if after["available"] else settings.no_distribution_note(predictor) + " ")
+           + "The Calibration view has the full picture.")
 
 # ----------------------------------------------------------------------------- training metadata
 st.subheader("Training metadata")
