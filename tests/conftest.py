@@ -63,3 +63,13 @@ def registry(tmp_path, monkeypatch) -> Path:
         if run.status not in runs.TERMINAL:
             runs.cancel(run.id, grace=1)
             runs.wait(run.id, timeout=30)
+
+
+@pytest.fixture
+def no_spawn(registry, monkeypatch) -> list[str]:
+    """The private registry, recording supervisor spawns (their devices) instead of starting processes."""
+    from core.runs import process
+
+    calls: list[str] = []
+    monkeypatch.setattr(process, "spawn_supervisor", lambda device, *a: calls.append(device))
+    return calls

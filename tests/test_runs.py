@@ -32,15 +32,6 @@ SMOKE = {"preset": "smoke", "device": "cpu"}
 needs_trainer = pytest.mark.skipif(not HAVE_TRAINER, reason="scripts/train.py not written yet")
 
 
-@pytest.fixture
-def no_spawn(registry, monkeypatch):
-    """The shared private registry (tests/conftest.py), recording supervisor spawns instead of
-    starting real processes."""
-    calls = []
-    monkeypatch.setattr(proc, "spawn_supervisor", lambda device, *a: calls.append(device))
-    return calls
-
-
 def force(run_id: str, **fields) -> None:
     """Set columns directly, bypassing the state machine (to stage a situation)."""
     with db.tx() as conn:

@@ -13,27 +13,15 @@ import threading
 import time
 
 import psutil
-import pytest
 
 from core.runs import api as runs
 from core.runs import process as proc
 from core.runs import registry as db
 from core.runs import supervisor
+from tests.test_runs import dead_process, force
 
 SMOKE = {"preset": "smoke", "device": "cpu"}
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
-
-
-@pytest.fixture
-def no_spawn(registry, monkeypatch):
-    calls = []
-    monkeypatch.setattr(proc, "spawn_supervisor", lambda device, *a: calls.append(device))
-    return calls
-
-
-def force(run_id: str, **fields) -> None:
-    with db.tx() as conn:
-        db.update(conn, run_id, **fields)
 
 
 def read(run_id: str):
@@ -42,14 +30,6 @@ def read(run_id: str):
         return db.row(conn, run_id)
     finally:
         conn.close()
-
-
-def dead_process() -> tuple[int, str]:
-    child = subprocess.Popen(["sleep", "30"])
-    token = proc.proc_token(child.pid)
-    child.kill()
-    child.wait()
-    return child.pid, token
 
 
 def test_stale_writer_cannot_overwrite_a_newer_attempt(no_spawn):

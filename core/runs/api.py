@@ -34,6 +34,11 @@ from core.runs.registry import (  # noqa: F401  (re-exported: the state machine 
     runs_dir,
 )
 
+__all__ = ["DEFAULT_GRACE_S", "DEVICES", "LIVE", "QUEUES", "STATUSES", "TERMINAL", "TRANSITIONS", "Run", "RunError",
+           "TransitionError", "cancel", "check_transition", "detect_gpus", "ensure_supervisors", "get", "heads",
+           "launch", "list_checkpoints", "list_runs", "log_tail", "presets", "read_metrics", "reconcile", "resume",
+           "runs_dir", "validate_config", "wait"]
+
 DEVICES = ("auto", *QUEUES)
 DEFAULT_GRACE_S = 30.0  # SIGTERM -> SIGKILL; the trainer only needs one step to write resume.pt
 
