@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from core.paths import REPO_ROOT as REPO
 from scripts.dashboard_timing import CHROMIUM_ARGS, free_port  # shared with the benchmark
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parent.parent
 OUTPUT = REPO / "tests" / "output"
 DOCS = REPO / "docs" / "screenshots"
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"

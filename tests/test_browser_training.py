@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from core import runs
+from core.paths import REPO_ROOT as REPO
 from scripts.dashboard_timing import CHROMIUM_ARGS, free_port  # shared with the benchmark
 
-REPO = Path(__file__).resolve().parents[1]
 SHOTS = REPO / "tests" / "output" / "browser"
 CHROMIUM = shutil.which("chromium")
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"

@@ -19,8 +19,8 @@ from streamlit.testing.v1 import AppTest
 
 from core.model import DigitSumModel, ModelConfig
 from core.model.checkpoint import save_checkpoint
+from core.paths import REPO_ROOT as REPO
 
-REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "dashboard" / "app.py")
 SMALL_SET = {"eval_lengths": "1-3,12", "eval_per_length": 12, "eval_seed": 3}
 VIEWS = ("views/overview.py", "views/errors.py", "views/inspector.py", "views/generator.py")

@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from core.paths import REPO_ROOT as REPO
 from core.runs import api as runs
 from core.runs import process as proc
 from core.runs import registry as db
@@ -26,7 +27,6 @@ from core.runs import supervisor as runs_supervisor
 from core.training import records
 from scripts import runs as cli
 
-REPO = Path(__file__).resolve().parents[1]
 HAVE_TRAINER = (REPO / "scripts" / "train.py").exists()
 SMOKE = {"preset": "smoke", "device": "cpu"}
 needs_trainer = pytest.mark.skipif(not HAVE_TRAINER, reason="scripts/train.py not written yet")

@@ -1,19 +1,19 @@
 """The evaluate and generate CLIs, and evaluation_set's single pass, against the shipped checkpoint."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from core import evaluate, load_predictor
 from core.data import load_mnist, split_arrays
+from core.paths import DEFAULT_CHECKPOINT
 from core.seeds import derive_seed
 from core.sequences import generate_sequences
 from scripts import evaluate as evaluate_cli
 from scripts import generate as generate_cli
 
-CHECKPOINT = str(Path(__file__).resolve().parent.parent / "checkpoints" / "default.pt")
+CHECKPOINT = str(DEFAULT_CHECKPOINT)
 
 
 def test_evaluate_cli_writes_json_and_markdown(tmp_path):

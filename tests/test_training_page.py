@@ -18,10 +18,11 @@ from streamlit.testing.v1 import AppTest
 from core import runs
 from core.model import DigitSumModel, ModelConfig
 from core.model.checkpoint import save_checkpoint
+from core.paths import REPO_ROOT
 from core.runs import process as proc
 from core.runs import registry as db
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+APP = str(REPO_ROOT / "dashboard" / "app.py")
 
 
 @pytest.fixture

