@@ -25,9 +25,11 @@ def metric(page, label: str) -> str:
 def test_calibration_view_in_the_browser(server, browser):  # noqa: F811
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
     page.goto(f"{server['url']}/calibration?{EVAL_SET}")
-    page.wait_for_selector("[data-testid='stMetric']", timeout=300_000)
+    page.wait_for_selector("h1", timeout=300_000)
     settle(page, 300_000)
     assert_clean(page, server)
+    errors = page.locator("[data-testid='stAlertContentError']")
+    assert errors.count() == 0, errors.first.inner_text()[:2000]
     assert page.get_by_role("heading", name="Calibration").count() > 0
     assert page.locator("[data-testid='stPlotlyChart']").count() == 3  # digit + sum reliability, risk-coverage
     assert page.get_by_text("before calibration (ECE").count() > 0  # the legends name each side's ECE
@@ -46,9 +48,11 @@ def test_calibration_view_in_the_browser(server, browser):  # noqa: F811
 def test_suspect_labels_view_and_the_aside_switch(server, browser):  # noqa: F811
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
     page.goto(f"{server['url']}/suspects?{EVAL_SET}")
-    page.wait_for_selector("[data-testid='stImage']", timeout=300_000)
+    page.wait_for_selector("h1", timeout=300_000)
     settle(page, 300_000)
     assert_clean(page, server)
+    errors = page.locator("[data-testid='stAlertContentError']")
+    assert errors.count() == 0, errors.first.inner_text()[:2000]
     assert page.get_by_role("heading", name="Suspect labels").count() > 0
     assert page.locator("[data-testid='stMain'] [data-testid='stImage']").count() == 30
     buttons = page.locator("[data-testid='stMain'] button", has_text=re.compile(r"^#\d+$"))

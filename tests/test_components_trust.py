@@ -105,7 +105,7 @@ def test_sum_distribution_figure_marks_truth_interval_and_prediction():
 def test_digit_row_shows_the_runner_up():
     images = np.zeros((2, 28, 28), np.uint8)
     html = digit_row.digit_row_html(images, [1, 2], [1, 7], [0.99, 0.6], second=[7, 2], second_conf=[0.004, 0.39])
-    assert html.count('class="second"') == 2 and "2nd 7 0.4%" in html and "2nd 2 39%" in html
+    assert html.count('class="second"') == 2 and "2nd 7<br/>0.4%" in html and "2nd 2<br/>39%" in html
     assert 'class="second"' not in digit_row.digit_row_html(images, [1, 2], [1, 7], [0.99, 0.6])
     with pytest.raises(ValueError):
         digit_row.digit_row_html(images, [1, 2], [1, 7], [0.99, 0.6], second=[7], second_conf=[0.1])

@@ -16,6 +16,7 @@ from core import evaluate
 from core.evaluate import calibration
 from core.model import DigitSumModel, ModelConfig
 from core.model.checkpoint import save_checkpoint
+from dashboard.theme import COLORS
 from tests.test_pages import APP, by_label, open_page, plotly, table
 
 NOTE = "no distribution over the sum"
@@ -185,7 +186,8 @@ def test_inspector_shows_p_sum_and_top2_readings(env):
     chart = plotly(at, "sum_distribution")
     x, y = values(chart["data"][0]["x"]), values(chart["data"][0]["y"])
     assert 0.9 < y.sum() <= 1.0 + 1e-9
-    assert x[y.argmax()] == row["pred_rounded"]  # the mode is the prediction here
+    highlighted = [i for i, c in enumerate(chart["data"][0]["marker"]["color"]) if c == COLORS["pred"]]
+    assert [x[i] for i in highlighted] == [row["pred_rounded"]]  # the predicted sum's bar
     shapes = chart["layout"]["shapes"]
     assert {"x0": row["interval_lo"] - 0.5, "x1": row["interval_hi"] + 0.5} in [
         {"x0": s["x0"], "x1": s["x1"]} for s in shapes]

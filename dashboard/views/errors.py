@@ -35,7 +35,7 @@ length_range = (f1.select_slider("Length range", options=lengths, value=(lengths
 sum_range = f2.slider("True-sum range", 0, max(max_sum, 1), (0, max(max_sum, 1)), key=f"f_sum_{max_sum}")
 errors_only = f3.checkbox("Errors only", key="f_errors",
                           help="Only sequences whose rounded prediction is not the true sum.")
-g1, g2, _ = st.columns([1, 2, 4], vertical_alignment="bottom")
+g1, g2, _ = st.columns([2, 3, 4], vertical_alignment="center")
 pexact_on = g1.checkbox("p_exact below", key="f_pexact_on", disabled=not has_dist,
                         help="Only the sequences the model is unsure of (Calibration view)." if has_dist else
                         settings.no_distribution_note(predictor))
