@@ -37,8 +37,9 @@ chromium:
 			|| echo "chromium could not be installed: browser tests will be skipped"; \
 	else echo "chromium is missing and we are not root: browser tests will be skipped"; fi
 
+# Warms the default checkpoint's logits cache (cache/, gitignored), then serves dashboard/app.py in the same process.
 run: install data
-	$(VENV)/bin/streamlit run dashboard/app.py --server.address $(HOST) --server.port $(PORT) --server.headless true
+	$(PY) -m scripts.serve --host $(HOST) --port $(PORT)
 
 test: install-dev data chromium
 	$(PY) -m pytest

@@ -21,6 +21,12 @@ def runs_dir() -> Path:
     return Path(os.environ.get("DIGITSUM_RUNS_DIR") or REPO_ROOT / "runs").resolve()
 
 
+def cache_dir() -> Path:
+    """Derived files that are safe to delete (e.g. the CNN's logits per checkpoint): $DIGITSUM_CACHE_DIR,
+    else cache/ (gitignored)."""
+    return Path(os.environ.get("DIGITSUM_CACHE_DIR") or REPO_ROOT / "cache")
+
+
 def code_version() -> str:
     """The package version plus the git commit, when the code runs from a checkout (stored in checkpoints)."""
     from core import __version__

@@ -1,7 +1,14 @@
 """Time the dashboard as a person meets it, in headless Debian chromium (used by scripts.benchmark).
 
-Measures: server start -> first overview render; page switches once cached; a filter change on the
-error-analysis page once cached. Needs the `playwright` package and Debian's `chromium`.
+Measures, with the server started through scripts.serve (a fresh logits cache, no training runs):
+  - server start -> /_stcore/health answering (imports and the cache warm-up), then health -> the first
+    Overview render;
+  - every click between pages through the sidebar navigation (real clicks, never reloads), on the
+    first visit of each page and once cached;
+  - a filter change on the error-analysis page, first and cached;
+  - core.evaluate.headline_figures for a new checkpoint (a copy of the default under a new name, no
+    cache): cold, then again with its disk cache filled (what the Overview's measure button runs).
+Needs the `playwright` package and Debian's `chromium`.
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ from core.paths import REPO_ROOT
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
-PAGES = ["Error analysis", "Sequence inspector", "Generator", "Overview"]
+PAGES = ["Error analysis", "Sequence inspector", "Generator", "Calibration", "Suspect labels", "Training", "Overview"]
+NAV = "[data-testid='stSidebarNav'] a"
 
 
 def free_port() -> int:
@@ -30,16 +38,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(port: int, log_path: Path) -> subprocess.Popen:
-    """`streamlit run` on a free port, output to a file (a pipe could fill up and stall the server)."""
-    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "dashboard" / "app.py"),
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-           "--browser.gatherUsageStats", "false"]
-    log = open(log_path, "wb")
-    return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+def start_server(port: int, log_path: Path, env: dict[str, str]) -> subprocess.Popen:
+    """scripts.serve (warm-up, then Streamlit) on a free port, output to a file (a pipe could fill up and
+    stall the server)."""
+    cmd = [sys.executable, "-m", "scripts.serve", "--host", "127.0.0.1", "--port", str(port)]
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, **env})
 
 
-def wait_for_health(port: int, timeout: float = 60) -> None:
+def wait_for_health(port: int, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -75,33 +83,68 @@ def timed_rerun(page, action) -> float:
     return page.evaluate("() => (window.__last - window.__clicked) / 1000")
 
 
+def time_headlines(checkpoint: Path, scratch: Path) -> dict[str, float]:
+    """Seconds for core.evaluate.headline_figures on a new checkpoint: a copy of `checkpoint` under a new
+    name with an empty logits cache (cold), then a fresh predictor of the same file (disk cache filled).
+    Imports and MNIST are loaded first, as they are in the dashboard's server."""
+    from core import load_predictor
+    from core.evaluate import headline_figures
+    from core.predict import cache
+
+    cache.data_key()  # MNIST loaded and hashed, as in a running server
+    copy = scratch / "new-checkpoint.pt"
+    shutil.copy(checkpoint, copy)
+    out, before = {}, os.environ.get("DIGITSUM_CACHE_DIR")
+    os.environ["DIGITSUM_CACHE_DIR"] = str(scratch / "headline-cache")
+    try:
+        for label in ("headline figures, new checkpoint (cold: no cache)",
+                      "headline figures, new checkpoint (disk cache)"):
+            start = time.perf_counter()
+            headline_figures(load_predictor(copy, device="auto"))
+            out[label] = time.perf_counter() - start
+    finally:
+        if before is None:
+            os.environ.pop("DIGITSUM_CACHE_DIR", None)
+        else:
+            os.environ["DIGITSUM_CACHE_DIR"] = before
+    return out
+
+
 def time_dashboard() -> dict[str, float]:
     from playwright.sync_api import sync_playwright
+
+    from core.paths import DEFAULT_CHECKPOINT
 
     chromium = shutil.which("chromium")
     if chromium is None:
         raise RuntimeError("Debian chromium is not installed: apt-get install -y chromium")
     port = free_port()
-    log_path = Path(tempfile.mkstemp(prefix="dashboard-timing-", suffix=".log")[1])
+    scratch = Path(tempfile.mkdtemp(prefix="dashboard-timing-"))
+    log_path = scratch / "server.log"
+    env = {"DIGITSUM_CACHE_DIR": str(scratch / "cache"), "DIGITSUM_RUNS_DIR": str(scratch / "runs")}
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    server = start_server(port, log_path)
+    server = start_server(port, log_path, env)
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             wait_for_health(port)
+            healthy = time.perf_counter()
+            timings["server start -> health (imports, logits cache warm-up)"] = healthy - start
             page.goto(f"http://127.0.0.1:{port}/")
             page.wait_for_selector("[data-testid='stMetric']", timeout=120_000)
             page.wait_for_selector(IDLE, timeout=120_000)
-            timings["server start -> first overview render"] = time.perf_counter() - start
-            def visit(name):
-                return timed_rerun(page, lambda: page.get_by_role("link", name=name).first.click())
+            timings["health -> first overview render"] = time.perf_counter() - healthy
 
-            for name in PAGES:  # the first visit fills the caches
-                timings[f"switch to {name} (first visit)"] = visit(name)
-            for name in PAGES:
-                timings[f"switch to {name} (cached)"] = visit(name)
+            def visit(name):
+                return timed_rerun(page, lambda: page.locator(NAV, has_text=name).first.click())
+
+            for visit_kind in ("first visit", "cached"):  # the first round fills the caches
+                here = "Overview"
+                for name in PAGES:
+                    timings[f"click {here} -> {name} ({visit_kind})"] = visit(name)
+                    here = name
             visit("Error analysis")
             toggle = page.get_by_text("Errors only").first
             for label in ("filter change: errors only on (first)", "filter change: errors only off (cached)",
@@ -114,6 +157,8 @@ def time_dashboard() -> dict[str, float]:
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=10)
+    timings.update(time_headlines(DEFAULT_CHECKPOINT, scratch))  # with the server gone: the CPU to itself
+    shutil.rmtree(scratch, ignore_errors=True)
     return {name: round(seconds, 3) for name, seconds in timings.items()}
 
 

@@ -24,6 +24,14 @@ def train_cmd(out, run_dir, *extra) -> list[str]:
             "--no-progress", "--device", "cpu", *extra]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_dir(tmp_path_factory) -> Path:
+    """Every test, and every process a test starts, writes CNN-output caches here, never to cache/."""
+    folder = tmp_path_factory.mktemp("cache")
+    os.environ["DIGITSUM_CACHE_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> Path:
     """A folder holding smoke.pt (the checkpoint), run/ (metrics.jsonl, resume.pt) and log.txt."""

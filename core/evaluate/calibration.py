@@ -50,8 +50,8 @@ def digit_calibration(predictor, split: str = "test") -> dict[str, dict[str, flo
     """digit_metrics of the predictor's CNN on every image of `split`, uncalibrated and calibrated."""
     from core.data import load_mnist, split_arrays
 
-    images, labels = split_arrays(load_mnist(), split)
-    logits = predictor.cnn_logits(images).numpy()
+    labels = split_arrays(load_mnist(), split)[1]
+    logits = predictor.split_logits(split)  # raw logits, from the checkpoint's disk cache
     return {"before": digit_metrics(logits, labels), "after": digit_metrics(logits, labels, predictor.cnn_temperature)}
 
 

@@ -39,8 +39,11 @@ def suspect_labels(predictor, split: str = "test", images: np.ndarray | None = N
     from core.data import load_mnist, split_arrays
     from core.predict.calibration import softmax
 
-    if images is None:
-        images, labels = split_arrays(load_mnist(), split)
-    probs = softmax(predictor.cnn_logits(images).numpy(), predictor.cnn_temperature)
+    if images is None:  # the whole split: its raw logits from the checkpoint's disk cache
+        labels = split_arrays(load_mnist(), split)[1]
+        logits = predictor.split_logits(split)
+    else:
+        logits = predictor.cnn_logits(images).numpy()
+    probs = softmax(logits, predictor.cnn_temperature)
     table = label_scores(probs, labels)
     return table[COLUMNS]

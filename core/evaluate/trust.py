@@ -73,8 +73,8 @@ def _class_temperature_nll(logits, labels, fit_logits, fit_labels) -> float:
 
 def compare_calibrators(predictor) -> dict:
     """2-fold cross-validated val NLL of one temperature vs one temperature per class (CNN logits)."""
-    images, labels = split_arrays(load_mnist(), "val")
-    logits = predictor.cnn_logits(images).numpy()
+    labels = split_arrays(load_mnist(), "val")[1]
+    logits = predictor.split_logits("val")  # raw logits, from the checkpoint's disk cache
     halves = np.arange(len(labels)) % 2 == 0
     single, per_class = [], []
     for fit_half in (halves, ~halves):

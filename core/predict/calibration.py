@@ -92,17 +92,21 @@ def fit(predictor, images: np.ndarray | None = None, labels: np.ndarray | None =
     from core.data import load_mnist, split_arrays
     from core.evaluate.tables import evaluation_sequences
 
-    if images is None:
-        images, labels = split_arrays(load_mnist(), "val")
     raw = predictor.uncalibrated()
-    logits = raw.cnn_logits(images).numpy()
+    split = None  # given images (training's val tensors, a test's subset): computed here, never cached
+    if images is None:  # the whole val split: its raw logits from the checkpoint's disk cache, if it has one
+        images, labels = split_arrays(load_mnist(), "val")
+        split = "val"
+        logits = raw.split_logits(split)
+    else:
+        logits = raw.cnn_logits(images).numpy()
     t_cnn = fit_temperature(logits, labels)
     out = {"fitted_on": "val", "method": "temperature", "cnn_temperature": t_cnn, "images": int(len(images)),
            "cnn_val_nll_before": nll(logits, labels), "cnn_val_nll_after": nll(logits, labels, t_cnn),
            "head_temperature": 1.0}
     if predictor.head == "lstm":
         seqs = evaluation_sequences(HEAD_FIT_LENGTHS, HEAD_FIT_PER_LENGTH, seed, "val", labels)
-        prediction = raw.run_indexed(images, seqs.indices, seqs.lengths)
+        prediction = raw.run_indexed(images, seqs.indices, seqs.lengths, split=split)
         step_logits = np.log(np.concatenate(prediction.step_probs) + 1e-30)  # log-softmax: logits up to a constant
         digits = seqs.digits[seqs.digits >= 0]  # row-major: the same order as the concatenated steps
         t_head = fit_temperature(step_logits, digits)
@@ -112,7 +116,7 @@ def fit(predictor, images: np.ndarray | None = None, labels: np.ndarray | None =
         calibrated = raw.uncalibrated()
         calibrated.cnn_temperature, calibrated.head_temperature = out["cnn_temperature"], out["head_temperature"]
         seqs = evaluation_sequences(MARGIN_LENGTHS, MARGIN_PER_LENGTH, derive_seed(seed, 1), "val", labels)
-        prediction = calibrated.run_indexed(images, seqs.indices, seqs.lengths)
+        prediction = calibrated.run_indexed(images, seqs.indices, seqs.lengths, split=split)
         out["interval_margin"] = {str(n): fit_margin(prediction.interval[seqs.lengths == n], seqs.sums[seqs.lengths == n])
                                   for n in MARGIN_LENGTHS}
     return out

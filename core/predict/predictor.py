@@ -6,12 +6,17 @@
     p.predict_digits(images)   # calibrated per-digit probabilities (N, L, 10), or a list for list input
     p.run(images)              # Prediction: sums, p_exact, interval, digit_probs, running — one pass
     p.sum_distribution(images) # the full distribution of each sum (core.predict.sum_distribution)
-    p.run_indexed(split_images, indices, lengths)   # fast path for core.sequences.Sequences
+    p.run_indexed(split_images, indices, lengths, split="test")  # fast path for core.sequences.Sequences
+    p.split_logits("test")     # raw CNN logits (n, 10) of a whole split, from the disk cache (cache.py)
 
 `images` is a uint8 array (N, L, 28, 28) or a list of uint8 arrays (L_i, 28, 28), MNIST-style
 (white digit on black, 0..255). Per-image work happens once per call: identical images are
 deduplicated by content before the CNN, which runs in bounded chunks, so L up to 5000 (or many
 sequences sharing a few thousand images) costs one CNN pass over the unique images.
+
+A predictor loaded from a file knows its checkpoint's content hash (checkpoint_hash) and keeps the
+CNN's raw logits of whole splits ("val", "test") in a disk cache (core.predict.cache), so each split
+goes through its CNN once per checkpoint, ever; a predictor built in memory has no cache.
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ import torch
 from core.model import DigitSumModel, resolve_device
 from core.model.checkpoint import load_model
 from core.paths import DEFAULT_CHECKPOINT
-from core.predict import sum_distribution
+from core.predict import cache, sum_distribution
 from core.predict.calibration import margin_for, softmax, temperatures
+from core.predict.threads import one_thread
 
 CNN_CHUNK = 256  # images per CNN forward: bounds memory whatever N*L is (and is fastest on CPU)
 HEAD_POSITIONS = 200_000  # sequence positions per head forward (padded N*L): bounds LSTM memory
@@ -108,13 +114,15 @@ def dedup_images(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class Predictor:
     """A loaded checkpoint, ready to predict. The model is in eval mode and never changed after load."""
 
-    def __init__(self, model: DigitSumModel, metadata: dict, device: torch.device):
+    def __init__(self, model: DigitSumModel, metadata: dict, device: torch.device, checkpoint_hash: str | None = None):
         self._model = model.to(device).eval()
         for p in self._model.parameters():
             p.requires_grad_(False)
         self._metadata = metadata
         self.device = device
         self.cnn_temperature, self.head_temperature, self.interval_margins = temperatures(metadata)
+        self.checkpoint_hash = checkpoint_hash  # sha256 of the checkpoint file; None: built in memory, no cache
+        self._split_logits: dict[str, np.ndarray] = {}  # split -> raw logits, shared with uncalibrated() twins
 
     @property
     def metadata(self) -> dict:
@@ -160,7 +168,8 @@ class Predictor:
             gather = np.where(steps < lengths[batch, None], starts[batch, None] + steps, 0)  # padding: any row
             padded = pos_logits[torch.from_numpy(gather)]
             lens = torch.from_numpy(lengths[batch])
-            out, step_logits = self._model.head_outputs(padded.to(self.device), lens.to(self.device))
+            with one_thread(self.device):
+                out, step_logits = self._model.head_outputs(padded.to(self.device), lens.to(self.device))
             out = out.cpu().numpy()
             if step_logits is not None:
                 steps_out = np.empty((len(pos_logits), 10), np.float32) if steps_out is None else steps_out
@@ -190,6 +199,34 @@ class Predictor:
                                         np.minimum(summary["interval"][:, 1] + margin, 9 * lengths)], axis=1)
         return Prediction(summary["point"], summary["p_exact"], summary["interval"], np.split(probs, splits), running,
                           step_probs, True)
+
+    # -- whole splits, through the disk cache ---------------------------------------------------
+    def split_logits(self, split: str) -> np.ndarray:
+        """The CNN's RAW logits, float32 (n, 10), of every image of `split` (core.data.split_arrays order).
+        Calibrated probabilities are softmax(logits / self.cnn_temperature). From the disk cache (filled on
+        a miss; read-only, shared) when the predictor came from a file, else computed."""
+        if split not in self._split_logits:
+            if self.checkpoint_hash is None:
+                return self.cnn_logits(cache.split_images(split)).numpy()
+            self._split_logits[split] = cache.cached_logits(self.checkpoint_hash, split,
+                                                            lambda images: self.cnn_logits(images).numpy())
+        return self._split_logits[split]
+
+    def _indexed_logits(self, split_images: np.ndarray, unique: np.ndarray, split: str | None) -> torch.Tensor:
+        """Logits of split_images[unique]: from the split's cached logits when split_images is exactly that
+        split's images (a big enough share of it, or already cached), else through the CNN."""
+        if split is not None and self.checkpoint_hash is not None:
+            reference = cache.split_images(split)
+            same = split_images.shape == reference.shape and (
+                split_images.__array_interface__ == reference.__array_interface__
+                or np.array_equal(split_images, reference))
+            if same and split not in self._split_logits and 4 * len(unique) < len(reference):
+                found = cache.load_logits(self.checkpoint_hash, split, len(reference))  # a few images: no CNN
+                if found is not None:  # pass over the whole split unless it is cached already
+                    self._split_logits[split] = found
+            if same and (split in self._split_logits or 4 * len(unique) >= len(reference)):
+                return torch.from_numpy(self.split_logits(split)[unique])
+        return self.cnn_logits(split_images[unique])
 
     # -- public API -----------------------------------------------------------------------------
     def run(self, images) -> Prediction:
@@ -221,9 +258,11 @@ class Predictor:
                              "(the lstm and argmax-sum heads have one)")
         return sum_distribution.distributions(prediction.step_probs)
 
-    def run_indexed(self, split_images: np.ndarray, indices: np.ndarray, lengths: np.ndarray) -> Prediction:
+    def run_indexed(self, split_images: np.ndarray, indices: np.ndarray, lengths: np.ndarray,
+                    split: str | None = None) -> Prediction:
         """Like run() for sequences given as indices into one image array (e.g. core.sequences.Sequences):
-        indices int (N, Lmax) padded with -1, lengths (N,). The CNN sees each used index once."""
+        indices int (N, Lmax) padded with -1, lengths (N,). The CNN sees each used index once; with
+        `split` ("val", "test") and split_images that split's images, the split's cached logits serve."""
         if not isinstance(split_images, np.ndarray) or split_images.dtype != np.uint8 or split_images.shape[1:] != (28, 28):
             raise ValueError("split_images must be a uint8 array (n, 28, 28)")
         indices, lengths = np.asarray(indices), np.asarray(lengths)
@@ -238,12 +277,14 @@ class Predictor:
         if used.min() < 0 or used.max() >= len(split_images):
             raise ValueError(f"indices must lie in 0..{len(split_images) - 1} within each sequence's length")
         unique, inverse = np.unique(used, return_inverse=True)
-        unique_logits = self.cnn_logits(split_images[unique])
+        unique_logits = self._indexed_logits(split_images, unique, split)
         return self._finish(unique_logits[torch.from_numpy(inverse.reshape(-1))], lengths)
 
 
 def load_predictor(path: str | os.PathLike = DEFAULT_CHECKPOINT, device: str = "auto") -> Predictor:
     """Load a checkpoint (CheckpointError if unusable) onto `device` ("auto": cuda, then mps, then cpu)."""
     dev = resolve_device(device)
+    before = cache.file_sha256(path) if os.path.isfile(path) else None
     model, metadata = load_model(path, map_location="cpu")
-    return Predictor(model, metadata, dev)
+    after = cache.file_sha256(path)
+    return Predictor(model, metadata, dev, checkpoint_hash=after if before == after else None)  # replaced: no cache

@@ -1,0 +1,80 @@
+"""Serve the dashboard: warm up first, then run Streamlit's server in this same process.
+
+    python -m scripts.serve [--host 127.0.0.1] [--port 8501] [--checkpoint PATH] [--no-warm]
+
+Before the server starts, this process imports torch, core and the dashboard's libraries, loads MNIST
+and fills the default checkpoint's disk cache of CNN logits for test and val (core.predict.cache), so
+the dashboard's first render pays neither for the imports nor for a CNN pass. Then it starts Streamlit
+exactly as `streamlit run dashboard/app.py` does (streamlit.web.cli), headless, on HOST:PORT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+from pathlib import Path
+
+from core.paths import CHECKPOINTS_DIR, REPO_ROOT
+
+APP = REPO_ROOT / "dashboard" / "app.py"
+# What the dashboard's pages import: loaded here once, before the first page asks for them.
+PRELOAD = ("torch", "numpy", "pandas", "scipy.optimize", "altair", "plotly.graph_objects", "plotly.subplots",
+           "cleanlab.filter", "cleanlab.rank", "core.data", "core.evaluate", "core.evaluate.calibration",
+           "core.evaluate.label_issues", "core.predict", "core.runs")
+WARM_SPLITS = ("test", "val")
+
+
+def default_checkpoint() -> Path:
+    """The dashboard's default checkpoint: default.pt in its checkpoint folder ($DIGITSUM_CHECKPOINT_DIR)."""
+    return Path(os.environ.get("DIGITSUM_CHECKPOINT_DIR") or CHECKPOINTS_DIR) / "default.pt"
+
+
+def warm(checkpoint: Path | None, log=print) -> None:
+    """Import the heavy modules, load MNIST and fill `checkpoint`'s logits cache (a missing checkpoint
+    or missing data is reported and skipped: the dashboard explains those itself)."""
+    start = time.perf_counter()
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            log(f"serve: could not preload {name}: {exc}")
+    from core import load_predictor
+    from core.data import DataError
+    from core.model.checkpoint import CheckpointError
+    from core.predict import cache
+
+    try:
+        cache.data_key()  # loads MNIST and hashes it once for this process
+        if checkpoint is not None and checkpoint.is_file():
+            predictor = load_predictor(checkpoint, device="auto")
+            for split in WARM_SPLITS:
+                predictor.split_logits(split)
+    except (DataError, CheckpointError, OSError) as exc:
+        log(f"serve: warm-up skipped: {exc}")
+    log(f"serve: warmed up in {time.perf_counter() - start:.1f} s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m scripts.serve", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="checkpoint whose logits cache to warm (default: default.pt in the checkpoint folder)")
+    parser.add_argument("--no-warm", action="store_true", help="start the server at once, without warming up")
+    args = parser.parse_args(argv)
+    if not args.no_warm:
+        warm(args.checkpoint or default_checkpoint())
+
+    from streamlit.web import cli
+
+    flags = ["--server.address", args.host, "--server.port", str(args.port), "--server.headless", "true",
+             "--browser.gatherUsageStats", "false"]
+    # `streamlit run` itself (the click command), in this process: the warmed modules and caches stay.
+    sys.exit(cli.main.main(args=["run", str(APP), *flags], prog_name="streamlit"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""scripts.serve: warms the default checkpoint's logits cache, then serves the dashboard (Streamlit in
+the same process) on the address and port it is given."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from core.paths import REPO_ROOT
+from scripts.dashboard_timing import free_port
+
+
+def test_help_names_the_options():
+    done = subprocess.run([sys.executable, "-m", "scripts.serve", "--help"], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    for option in ("--host", "--port", "--checkpoint", "--no-warm"):
+        assert option in done.stdout
+
+
+def wait_for_health(port: int, server: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"the server exited with {server.returncode}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as reply:
+                if reply.status == 200 and reply.read().strip() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"no answer on /_stcore/health within {timeout:.0f} s")
+
+
+@pytest.mark.slow
+def test_serves_the_dashboard_after_warming_the_cache(tmp_path, checkpoint_dir):
+    port = free_port()
+    cache_dir = tmp_path / "cache"
+    env = {**os.environ, "DIGITSUM_CACHE_DIR": str(cache_dir), "DIGITSUM_CHECKPOINT_DIR": str(checkpoint_dir),
+           "DIGITSUM_RUNS_DIR": str(tmp_path / "runs")}
+    log = open(tmp_path / "serve.log", "wb")
+    server = subprocess.Popen([sys.executable, "-m", "scripts.serve", "--port", str(port)], cwd=REPO_ROOT, env=env,
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_health(port, server)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as reply:
+            page = reply.read().decode("utf-8", "replace")
+        assert reply.status == 200
+        assert "Streamlit" in page and '<div id="root">' in page  # Streamlit's single-page app
+        warmed = sorted(p.name.rsplit("-", 1)[-1] for p in cache_dir.glob("logits-*.npz"))
+        assert warmed == ["test.npz", "val.npz"]  # filled before the server answered
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+        log.close()
+    assert (tmp_path / "serve.log").read_text().count("warmed up") == 1, (tmp_path / "serve.log").read_text()
