@@ -11,6 +11,11 @@ CHECKPOINTS_DIR = REPO_ROOT / "checkpoints"  # the shipped models (tracked in gi
 DEFAULT_CHECKPOINT = CHECKPOINTS_DIR / "default.pt"
 
 
+def checkpoint_dir() -> Path:
+    """The dashboard's checkpoint folder: $DIGITSUM_CHECKPOINT_DIR, else checkpoints/."""
+    return Path(os.environ.get("DIGITSUM_CHECKPOINT_DIR") or CHECKPOINTS_DIR)
+
+
 def data_dir() -> Path:
     """MNIST's cache folder: $DIGITSUM_DATA_DIR, else data/ (gitignored)."""
     return Path(os.environ.get("DIGITSUM_DATA_DIR") or REPO_ROOT / "data")

@@ -21,14 +21,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import evaluate, load_predictor, runs
+from core import evaluate, load_predictor, paths, runs
 from core.data import load_mnist, split_arrays
 from core.data.sequences import generate_sequences
 from core.evaluate import calibration
-from core.evaluate.label_issues import COLUMNS as SUSPECT_COLUMNS
-from core.evaluate.label_issues import label_scores
-from core.paths import CHECKPOINTS_DIR, REPO_ROOT
-from core.predict.calibration import softmax
+from core.label_issues import suspect_labels
+from core.paths import REPO_ROOT
 from dashboard.links import SequenceSpec
 
 BENCHMARK_JSON = REPO_ROOT / "reports" / "benchmark.json"
@@ -46,7 +44,7 @@ def file_key(path) -> FileKey:
 # --------------------------------------------------------------------------- checkpoints
 
 def checkpoint_dir() -> Path:
-    return Path(os.environ.get("DIGITSUM_CHECKPOINT_DIR") or CHECKPOINTS_DIR)
+    return paths.checkpoint_dir()
 
 
 def display_name(path: Path) -> str:
@@ -65,7 +63,7 @@ def list_checkpoints() -> dict[str, Path]:
     Cached for a few seconds (the sidebar and every view ask on each rerun); the folders are part of
     the key so tests pointing the env vars elsewhere see their own files at once.
     """
-    found, problem = _list_checkpoints(str(checkpoint_dir()), os.environ.get("DIGITSUM_RUNS_DIR", ""))
+    found, problem = _list_checkpoints(str(checkpoint_dir()), str(paths.runs_dir()))
     if problem:  # a broken run registry (say, a corrupt database) must not take the dashboard down
         st.sidebar.warning(f"Training runs unavailable: {problem}")
     return found
@@ -187,19 +185,9 @@ def _uncalibrated(key: FileKey):
     return _predictor(key).uncalibrated()
 
 
-@st.cache_data(show_spinner="Reading every test image (one CNN pass)…", max_entries=6)
-def _test_logits(key: FileKey) -> np.ndarray:
-    model = _predictor(key)
-    if hasattr(model, "split_logits"):  # core's disk cache of whole-split logits, where core has it
-        return np.asarray(model.split_logits("test"))
-    return model.cnn_logits(test_split()[0]).numpy()
-
-
 @st.cache_data(show_spinner="Ranking suspect labels…", max_entries=6)
 def _suspects(key: FileKey) -> pd.DataFrame:
-    # core.label_issues.suspect_labels, on the logits shared with the digit calibration (one CNN pass)
-    probs = softmax(_test_logits(key), _predictor(key).cnn_temperature)
-    return label_scores(probs, test_split()[1])[SUSPECT_COLUMNS]
+    return suspect_labels(_predictor(key))  # the CNN pass comes from core's disk cache
 
 
 def suspects(path: Path) -> pd.DataFrame:
@@ -209,18 +197,8 @@ def suspects(path: Path) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=12)
 def _digit_calibration(key: FileKey, aside: int) -> dict:
-    logits, labels = _test_logits(key), test_split()[1]
-    keep = np.ones(len(labels), dtype=bool)
-    if aside > 0:
-        keep[_set_aside(key, aside)] = False
-    logits, labels = logits[keep], labels[keep]
-    out = {}
-    for name, temperature in (("before", 1.0), ("after", _predictor(key).cnn_temperature)):
-        probs = softmax(logits, temperature)
-        out[name] = calibration.digit_metrics(logits, labels, temperature)
-        out[name + "_table"] = calibration.reliability(probs.max(axis=1), probs.argmax(axis=1) == labels)
-    out["images"] = int(keep.sum())
-    return out
+    exclude = _set_aside(key, aside) if aside > 0 else None
+    return calibration.digit_calibration(_predictor(key), exclude=exclude, tables=True)
 
 
 def digit_calibration(path: Path, aside: int = 0) -> dict:

@@ -136,7 +136,11 @@ def main(argv=None) -> int:
     try:
         lengths = parse_lengths(args.lengths)
     except ValueError as exc:
-        parser.error(str(exc))
+        parser.error(f"--lengths: {exc}")
+    for flag, value, least in (("--per-length", args.per_length, 1), ("--trust-per-length", args.trust_per_length, 0),
+                               ("--seed", args.seed, 0)):
+        if value < least:
+            parser.error(f"{flag} must be at least {least}, got {value}")
     checkpoint_dir = Path(args.checkpoint_dir)
 
     if args.train_heads:

@@ -9,6 +9,7 @@ Each file is rewritten atomically (a temp file, then a rename), with its weights
 import argparse
 import sys
 
+from core.data import DataError
 from core.model.checkpoint import CheckpointError
 from core.predict.calibration import calibrate_checkpoint
 
@@ -20,7 +21,7 @@ def main(argv=None) -> int:
     for path in args.checkpoints:
         try:
             block = calibrate_checkpoint(path)
-        except CheckpointError as exc:
+        except (CheckpointError, DataError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         head = (f", head T {block['head_temperature']:.3f} (val NLL {block['head_val_nll_before']:.4f} -> "

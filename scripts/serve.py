@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 import time
 from pathlib import Path
 
-from core.paths import CHECKPOINTS_DIR, REPO_ROOT
+from core import paths
+from core.paths import REPO_ROOT
 
 APP = REPO_ROOT / "dashboard" / "app.py"
 # What the dashboard's pages import: loaded here once, before the first page asks for them.
@@ -29,7 +29,7 @@ WARM_SPLITS = ("test", "val")
 
 def default_checkpoint() -> Path:
     """The dashboard's default checkpoint: default.pt in its checkpoint folder ($DIGITSUM_CHECKPOINT_DIR)."""
-    return Path(os.environ.get("DIGITSUM_CHECKPOINT_DIR") or CHECKPOINTS_DIR) / "default.pt"
+    return paths.checkpoint_dir() / "default.pt"
 
 
 def warm(checkpoint: Path | None, log=print) -> None:

@@ -38,3 +38,10 @@ def test_benchmark_refuses_unknown_heads_with_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         benchmark.main(["--heads", "transformer", "--out", str(tmp_path / "x")])
     assert exit_info.value.code == 2 and "unknown head" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, value", [("--per-length", "0"), ("--trust-per-length", "-1"), ("--seed", "-2")])
+def test_benchmark_bad_numbers_name_the_flag(tmp_path, capsys, flag, value):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.main([flag, value, "--out", str(tmp_path / "x")])
+    assert exit_info.value.code == 2 and f"{flag} must be at least" in capsys.readouterr().err

@@ -142,3 +142,15 @@ def test_loading_never_runs_code_from_the_file(tmp_path):
     torch.save({"format": FORMAT, "format_version": 1, "payload": _Evil(target)}, path)
     expect_error(path, "refused, it holds Python objects")
     assert not os.path.exists(target)
+
+
+@pytest.mark.parametrize("block, problem", [
+    ({"cnn_temperature": -1.0}, "cnn_temperature must be a positive number"),
+    ({"head_temperature": "hot"}, "head_temperature must be a positive number"),
+    ({"interval_margin": {"10": 1.5}}, "interval_margin must map lengths"),
+    ("warm", "calibration must be a JSON object"),
+])  # fmt: skip
+def test_a_bad_calibration_block_is_a_checkpoint_error(tmp_path, block, problem):
+    path = tmp_path / "calibrated.pt"
+    save_checkpoint(path, {}, {**metadata(), "calibration": block})
+    expect_error(path, problem)

@@ -81,7 +81,7 @@ def test_cli_rejects_bad_arguments_with_exit_code_2(tmp_path):
     (["--lr", "-1"], "error: --lr must be in (0, 1], got -1.0"),
     (["--epochs-cnn", "-3"], "error: --epochs-cnn must be an int in 0..1000, got -3"),
     (["--preset", "huge"], "error: argument --preset: invalid choice: 'huge'"),
-    (["--init-cnn", "/nonexistent/model.pt"], "error: checkpoint /nonexistent/model.pt: file not found"),
+    (["--init-cnn", "/nonexistent/model.pt"], "error: --init-cnn must be an existing checkpoint file, got"),
 ])  # fmt: skip
 def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, args, expected):
     proc = run_cli("--preset", "smoke", "--device", "cpu", *args, env={"DIGITSUM_RUNS_DIR": str(tmp_path / "runs")})

@@ -46,13 +46,24 @@ def digit_metrics(logits: np.ndarray, labels: np.ndarray, temperature: float = 1
             "accuracy": float((probs.argmax(axis=1) == labels).mean())}
 
 
-def digit_calibration(predictor, split: str = "test") -> dict[str, dict[str, float]]:
-    """digit_metrics of the predictor's CNN on every image of `split`, uncalibrated and calibrated."""
+def digit_calibration(predictor, split: str = "test", exclude=None, tables: bool = False) -> dict:
+    """digit_metrics of the predictor's CNN on every image of `split` but the excluded, uncalibrated
+    ("before") and calibrated ("after"); with tables, their reliability diagrams too."""
     from core.data import load_mnist, split_arrays
 
     labels = split_arrays(load_mnist(), split)[1]
     logits = predictor.split_logits(split)  # raw logits, from the checkpoint's disk cache
-    return {"before": digit_metrics(logits, labels), "after": digit_metrics(logits, labels, predictor.cnn_temperature)}
+    keep = np.ones(len(labels), dtype=bool)
+    if exclude is not None:
+        keep[np.asarray(exclude, np.int64)] = False
+    logits, labels = logits[keep], labels[keep]
+    out: dict = {"images": int(keep.sum())}
+    for name, temperature in (("before", 1.0), ("after", predictor.cnn_temperature)):
+        out[name] = digit_metrics(logits, labels, temperature)
+        if tables:
+            probs = softmax(logits, temperature)
+            out[name + "_table"] = reliability(probs.max(axis=1), probs.argmax(axis=1) == labels)
+    return out
 
 
 def risk_coverage(df: pd.DataFrame) -> pd.DataFrame:

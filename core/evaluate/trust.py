@@ -30,12 +30,12 @@ def calibration_figures(predictor, per_length: int, seed: int) -> dict:
             "exact_at_90_length_10": exact_at_coverage(short, 0.9) if len(short) else None}
 
 
-def point_choices(predictor, per_length: int, seed: int) -> dict:
+def point_choices(predictor, per_length: int, seed: int, split: str = "val") -> dict:
     """MAE and exact-match by length for each point prediction: the head's own sum, or the mode or the
-    median of its sum distribution (same sequences, same distributions)."""
-    images, labels = split_arrays(load_mnist(), "test")
-    seqs = evaluation_sequences(TRUST_LENGTHS, per_length, seed, "test", labels)
-    prediction = predictor.run_indexed(images, seqs.indices, seqs.lengths)
+    median of its sum distribution (same sequences, same distributions). The choice is made on val."""
+    images, labels = split_arrays(load_mnist(), split)
+    seqs = evaluation_sequences(TRUST_LENGTHS, per_length, seed, split, labels)
+    prediction = predictor.run_indexed(images, seqs.indices, seqs.lengths, split=split)
     if not prediction.has_distribution:
         return {}
     head_sums = np.array([r[-1] for r in prediction.running])

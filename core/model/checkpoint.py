@@ -106,7 +106,24 @@ def _parse_metadata(path, payload: dict) -> dict:
         raise CheckpointError(f"checkpoint {path}: metadata is missing {missing}")
     if metadata["head"] not in HEADS:
         raise CheckpointError(f"checkpoint {path}: unknown head {metadata['head']!r} (known: {list(HEADS)})")
+    _check_calibration(path, metadata.get("calibration"))
     return metadata
+
+
+def _check_calibration(path, block) -> None:
+    """The calibration block (core.predict.calibration), if any: positive temperatures, integer margins."""
+    if block is None:
+        return
+    if not isinstance(block, dict):
+        raise CheckpointError(f"checkpoint {path}: calibration must be a JSON object")
+    for key in ("cnn_temperature", "head_temperature"):
+        value = block.get(key, 1.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e6:
+            raise CheckpointError(f"checkpoint {path}: calibration {key} must be a positive number, got {value!r}")
+    margins = block.get("interval_margin") or {}
+    if not isinstance(margins, dict) or not all(
+            str(k).isdigit() and isinstance(v, int) and not isinstance(v, bool) and v >= 0 for k, v in margins.items()):
+        raise CheckpointError(f"checkpoint {path}: calibration interval_margin must map lengths to whole numbers >= 0")
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:

@@ -108,7 +108,7 @@ def _resolve_device(device: str) -> str:
 
 def _world_size(device: str, requested: int | None) -> int:
     if requested is not None and (not isinstance(requested, int) or requested < 1):
-        raise ValueError(f"world_size must be a positive integer, got {requested!r}")
+        raise ValueError(f"--world-size must be a positive integer, got {requested!r}")
     if device == "cuda":
         count = len(detect_gpus())
         if requested is not None and requested > count:

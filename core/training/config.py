@@ -5,6 +5,7 @@ and errors name those flags, so a message reads the way the user typed the setti
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 
 from core.model import DEVICES, HEADS, ModelConfig
 
@@ -83,6 +84,7 @@ class TrainConfig:
             check(is_int(name, 0), name, "0 (all) or a positive count")
         check(is_int("head_views", 0, 16), "head_views", "an int in 0..16")
         check(isinstance(self.init_cnn, str), "init_cnn", "a checkpoint path or empty")
+        check(not self.init_cnn or Path(self.init_cnn).is_file(), "init_cnn", "an existing checkpoint file")
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(head=self.head, widths=list(self.widths), members=self.members)
