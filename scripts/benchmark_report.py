@@ -152,7 +152,7 @@ def trust_markdown(report: dict) -> list[str]:
         if trust.get("points"):
             lengths = sorted(next(iter(trust["points"].values())))
             out += ["", "Point prediction on val sequences (the head's own sum, or the mode or median of its "
-                    "distribution; exact-match decides, the head's own sum wins ties):", "",
+                    "distribution; exact-match decides beyond its standard error, else the head's own sum):", "",
                     "| point | " + " | ".join(f"MAE at {n} | exact at {n}" for n in lengths) + " |",
                     "|---|" + "---:|---:|" * len(lengths)]
             for point, by_length in trust["points"].items():

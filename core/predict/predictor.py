@@ -44,7 +44,8 @@ _HASH_MULT = _rng.integers(1, 2**63, size=98, dtype=np.uint64) * np.uint64(2) + 
 
 # Which number is the prediction, per head: the head's own sum, or the mode or median of its sum
 # distribution. Chosen on val sequences by the benchmark ("Point prediction" in reports/benchmark.md):
-# exact-match decides, and the head's own sum wins ties, because it does not move with the calibration.
+# exact-match decides when the difference is beyond its standard error; otherwise the head's own sum
+# wins, because it does not move with the calibration.
 POINT_PREDICTION = {"lstm": "head", "argmax-sum": "head"}
 
 
