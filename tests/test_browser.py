@@ -30,7 +30,7 @@ IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 RUNNING = "[data-testid='stApp'][data-test-script-state='running']"
 # The README's screenshots: page title in the navigation -> file name.
 README_PAGES = {"Overview": "overview", "Error analysis": "errors", "Sequence inspector": "inspector",
-                "Generator": "generator"}
+                "Generator": "generator", "Calibration": "calibration", "Suspect labels": "suspects"}
 EVAL_SET = "lengths=1-10,20,50,100&per_length=40&seed=0"  # a small set keeps the module quick
 
 
@@ -168,6 +168,8 @@ def test_generator_and_deep_link_to_inspector(server, browser):
     length = page.get_by_label("Length", exact=True)
     length.fill("25")
     length.press("Enter")
+    # On a busy machine the rerun can start after settle() has looked: wait for its result instead.
+    page.wait_for_function("document.querySelectorAll('.digit-row img').length === 25", timeout=120_000)
     settle(page)
     assert_clean(page, server)
     assert page.locator(".digit-row img").count() == 25
@@ -181,6 +183,7 @@ def test_generator_and_deep_link_to_inspector(server, browser):
     # "Open in inspector" carries the sequence in the URL; opening that URL in a fresh session on
     # the inspector page (a deep link) shows the same 25 digits.
     page.get_by_text("Open in inspector").first.click()
+    page.wait_for_url("**src=gen**", timeout=120_000)
     settle(page)
     assert "src=gen" in page.url and "length=25" in page.url
     assert_clean(page, server)
