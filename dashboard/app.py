@@ -16,7 +16,8 @@ import streamlit as st  # noqa: E402
 
 from dashboard import cache, settings  # noqa: E402
 
-st.set_page_config(page_title="digitsum", page_icon=":material/functions:", layout="wide")
+# A local favicon: a :material/ page icon would be fetched from Google's font servers on every page.
+st.set_page_config(page_title="digitsum", page_icon=str(Path(__file__).with_name("favicon.png")), layout="wide")
 
 PAGES = {
     "Analysis": [

@@ -10,7 +10,6 @@ Every figure is measured on MNIST test images only. Heads compared (same CNN, se
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -30,6 +29,7 @@ from core.label_issues import suspect_labels
 from core.model import HEADS
 from core.sequences import generate_sequences, parse_lengths
 from scripts.benchmark_report import render_markdown
+from scripts.cli import Parser
 
 
 def machine_info() -> dict:
@@ -116,7 +116,7 @@ def suspects_both_ways(path: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Benchmark every head variant on MNIST test sequences.")
+    parser = Parser(prog="python -m scripts.benchmark", description="Benchmark every head variant on MNIST test sequences.")
     parser.add_argument("--checkpoint-dir", default="checkpoints", help="where default.pt and the comparison heads live")
     parser.add_argument("--heads", default=",".join(HEADS), help="comma-separated head variants to benchmark")
     parser.add_argument("--lengths", default="1-10,20,50,100,1000", help="sequence lengths to evaluate")

@@ -6,16 +6,16 @@ Each file is rewritten atomically (a temp file, then a rename), with its weights
 "calibration" block added to its metadata. Predictions do not change; confidences become honest.
 """
 
-import argparse
 import sys
 
 from core.data import DataError
 from core.model.checkpoint import CheckpointError
 from core.predict.calibration import calibrate_checkpoint
+from scripts.cli import Parser
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.calibrate", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m scripts.calibrate", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+", help="checkpoint files to calibrate in place")
     args = parser.parse_args(argv)
     for path in args.checkpoints:

@@ -3,7 +3,6 @@
     python -m scripts.evaluate --checkpoint checkpoints/default.pt --lengths 1-10,20,50,100,1000 --count 1000
 """
 
-import argparse
 import json
 import sys
 import time
@@ -14,6 +13,7 @@ from core.evaluate import by_length, evaluation_set, summary
 from core.io import write_text_atomic
 from core.model.checkpoint import CheckpointError
 from core.sequences import parse_lengths
+from scripts.cli import Parser
 
 
 def markdown_table(stats) -> str:
@@ -24,7 +24,7 @@ def markdown_table(stats) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Evaluate a checkpoint on random sequences of MNIST test images.")
+    parser = Parser(prog="python -m scripts.evaluate", description="Evaluate a checkpoint on random sequences of MNIST test images.")
     parser.add_argument("--checkpoint", default="checkpoints/default.pt", help="checkpoint file to evaluate")
     parser.add_argument("--lengths", default="1-10,20,50,100,1000", help="sequence lengths, e.g. '1-10,20,100'")
     parser.add_argument("--count", type=int, default=1000, help="sequences per length")

@@ -4,14 +4,14 @@
     python -m scripts.fetch_data --idx-dir DIR   # offline: the four official IDX files (.gz or raw)
 """
 
-import argparse
 import sys
 
 from core.data import DataError, fetch_mnist, load_mnist
+from scripts.cli import Parser
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Fetch MNIST into the local cache (once).")
+    parser = Parser(prog="python -m scripts.fetch_data", description="Fetch MNIST into the local cache (once).")
     parser.add_argument("--idx-dir", help="directory holding the four official MNIST IDX files (gzipped or raw)")
     parser.add_argument("--data-dir", help="cache directory (default: data/ or $DIGITSUM_DATA_DIR)")
     args = parser.parse_args(argv)

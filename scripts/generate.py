@@ -4,7 +4,6 @@
     python -m scripts.generate --length 50 --target-sum 300 --digits 5679 --out reports/sample
 """
 
-import argparse
 import json
 import os
 import sys
@@ -17,6 +16,7 @@ from core.images import png_bytes, strip_image
 from core.io import write_bytes_atomic, write_text_atomic
 from core.model.checkpoint import CheckpointError
 from core.sequences import generate_sequences
+from scripts.cli import Parser
 
 
 def parse_range(text: str) -> tuple[int, int]:
@@ -27,7 +27,8 @@ def parse_range(text: str) -> tuple[int, int]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Generate a digit sequence from MNIST test images and predict its sum.")
+    parser = Parser(prog="python -m scripts.generate",
+                    description="Generate a digit sequence from MNIST test images and predict its sum.")
     parser.add_argument("--checkpoint", default="checkpoints/default.pt", help="checkpoint to predict with")
     parser.add_argument("--length", type=int, default=10, help="number of digits (1..5000)")
     parser.add_argument("--seed", type=int, default=None, help="seed (default: a new random one, printed)")
@@ -37,6 +38,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--out", default="reports/sequence", help="output prefix: writes PREFIX.png and PREFIX.json")
     args = parser.parse_args(argv)
+    if not 1 <= args.length <= 5000:
+        parser.error(f"--length must be in 1..5000, got {args.length}")
 
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     try:

@@ -19,13 +19,7 @@ import json
 import sys
 
 from core.runs import api as runs
-
-
-class Parser(argparse.ArgumentParser):
-    """Bad input is one line naming the flag (no usage block), exit status 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {message}\n")
+from scripts.cli import Parser
 
 
 def build_parser(trainer_flags: bool = True) -> argparse.ArgumentParser:

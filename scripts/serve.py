@@ -10,7 +10,6 @@ exactly as `streamlit run dashboard/app.py` does (streamlit.web.cli), headless, 
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from core import paths
 from core.paths import REPO_ROOT
+from scripts.cli import Parser
 
 APP = REPO_ROOT / "dashboard" / "app.py"
 # What the dashboard's pages import: loaded here once, before the first page asks for them.
@@ -58,7 +58,7 @@ def warm(checkpoint: Path | None, log=print) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m scripts.serve", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="python -m scripts.serve", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
     parser.add_argument("--checkpoint", type=Path, default=None,

@@ -15,16 +15,13 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, like every other error of this CLI (no usage block)
-        self.exit(2, f"error: {message}\n")
+from scripts.cli import Parser
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     from core.training import PRESETS, add_override_flags
 
-    p = _Parser(prog="python -m scripts.train", description=__doc__.splitlines()[0])
+    p = Parser(prog="python -m scripts.train", description=__doc__.splitlines()[0])
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
                    help="smoke: <60 s CPU test run; default: the shipped checkpoint's recipe (<=15 min, 2-core CPU); full: GPU")
     add_override_flags(p)

@@ -24,7 +24,9 @@ def label_scores(probs: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
     labels = np.asarray(labels, np.int64)
     probs = np.asarray(probs, np.float64)
     quality = get_label_quality_scores(labels, probs, method="self_confidence")
-    flagged = find_label_issues(labels, probs, filter_by="prune_by_noise_rate")
+    # n_jobs=1: cleanlab otherwise forks a worker pool, whose workers inherit the Streamlit server's
+    # SIGTERM handler and never exit, which hangs the dashboard.
+    flagged = find_label_issues(labels, probs, filter_by="prune_by_noise_rate", n_jobs=1)
     table = pd.DataFrame({"index": np.arange(len(labels)), "given": labels, "suggested": probs.argmax(axis=1),
                           "score": 1.0 - quality, "flagged": flagged})
     return table.sort_values(["score", "index"], ascending=[False, True], kind="stable").reset_index(drop=True)

@@ -161,7 +161,7 @@ def override_argv(overrides: dict) -> list[str]:
 def make_config(preset: str, **overrides) -> TrainConfig:
     """A validated copy of a preset with overrides (None values are ignored, as argparse leaves them)."""
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {preset!r} (unknown preset)")
     known = {f.name for f in fields(TrainConfig)}
     unknown = set(overrides) - known
     if unknown:
