@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -45,6 +46,16 @@ def start_server(port: int, log_path: Path, env: dict[str, str]) -> subprocess.P
     with open(log_path, "wb") as log:
         return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, **env})
+
+
+def stop_server(server: subprocess.Popen, grace: float = 10) -> None:
+    """SIGTERM the server's process group, then SIGKILL it if it has not exited within `grace` seconds."""
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
 
 
 def wait_for_health(port: int, timeout: float = 300) -> None:
@@ -155,8 +166,7 @@ def time_dashboard() -> dict[str, float]:
         if errors:
             raise RuntimeError(f"the dashboard showed {errors} exception(s) while being timed; see {log_path}")
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=10)
+        stop_server(server)
     timings.update(time_headlines(DEFAULT_CHECKPOINT, scratch))  # with the server gone: the CPU to itself
     shutil.rmtree(scratch, ignore_errors=True)
     return {name: round(seconds, 3) for name, seconds in timings.items()}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from core.paths import REPO_ROOT as REPO
-from scripts.dashboard_timing import CHROMIUM_ARGS, free_port  # shared with the benchmark
+from scripts.dashboard_timing import CHROMIUM_ARGS, free_port, stop_server  # shared with the benchmark
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -72,11 +71,7 @@ def server(tmp_path_factory, checkpoint_dir):
                 time.sleep(0.2)
         yield {"url": f"http://127.0.0.1:{port}", "chromium": chromium, "log": log_path}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_server(proc)
 
 
 @pytest.fixture(scope="module")

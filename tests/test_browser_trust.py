@@ -22,14 +22,20 @@ def metric(page, label: str) -> str:
     return box.locator("[data-testid='stMetricValue']").inner_text().strip()
 
 
-def test_calibration_view_in_the_browser(server, browser):  # noqa: F811
+def open_view(browser, server, view: str):  # noqa: F811 (the fixtures, passed on)
+    """A fresh page on `view` of the small evaluation set, waited on, with no exception or error box."""
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
-    page.goto(f"{server['url']}/calibration?{EVAL_SET}")
-    page.wait_for_selector("h1", timeout=300_000)
+    page.goto(f"{server['url']}/{view}?{EVAL_SET}")
+    page.wait_for_selector("h1", timeout=300_000)  # the first load computes the set and the ranking
     settle(page, 300_000)
     assert_clean(page, server)
     errors = page.locator("[data-testid='stAlertContentError']")
     assert errors.count() == 0, errors.first.inner_text()[:2000]
+    return page
+
+
+def test_calibration_view_in_the_browser(server, browser):  # noqa: F811
+    page = open_view(browser, server, "calibration")
     assert page.get_by_role("heading", name="Calibration").count() > 0
     assert page.locator("[data-testid='stPlotlyChart']").count() == 3  # digit + sum reliability, risk-coverage
     assert page.get_by_text("before calibration (ECE").count() > 0  # the legends name each side's ECE
@@ -46,13 +52,7 @@ def test_calibration_view_in_the_browser(server, browser):  # noqa: F811
 
 
 def test_suspect_labels_view_and_the_aside_switch(server, browser):  # noqa: F811
-    page = browser.new_page(viewport={"width": 1440, "height": 1000})
-    page.goto(f"{server['url']}/suspects?{EVAL_SET}")
-    page.wait_for_selector("h1", timeout=300_000)
-    settle(page, 300_000)
-    assert_clean(page, server)
-    errors = page.locator("[data-testid='stAlertContentError']")
-    assert errors.count() == 0, errors.first.inner_text()[:2000]
+    page = open_view(browser, server, "suspects")
     assert page.get_by_role("heading", name="Suspect labels").count() > 0
     assert page.locator("[data-testid='stMain'] [data-testid='stImage']").count() == 30
     buttons = page.locator("[data-testid='stMain'] button", has_text=re.compile(r"^#\d+$"))

@@ -2,7 +2,6 @@
 the same process) on the address and port it is given."""
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ import urllib.request
 import pytest
 
 from core.paths import REPO_ROOT
-from scripts.dashboard_timing import free_port
+from scripts.dashboard_timing import free_port, stop_server
 
 
 def test_help_names_the_options():
@@ -53,11 +52,6 @@ def test_serves_the_dashboard_after_warming_the_cache(tmp_path, checkpoint_dir):
         warmed = sorted(p.name.rsplit("-", 1)[-1] for p in cache_dir.glob("logits-*.npz"))
         assert warmed == ["test.npz", "val.npz"]  # filled before the server answered
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
+        stop_server(server, grace=20)
         log.close()
     assert (tmp_path / "serve.log").read_text().count("warmed up") == 1, (tmp_path / "serve.log").read_text()
