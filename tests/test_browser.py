@@ -91,6 +91,8 @@ def settle(page, timeout_ms: int = 120_000) -> None:
     except Exception:  # noqa: BLE001 - a fast rerun can finish before we look
         pass
     page.wait_for_selector(IDLE, timeout=timeout_ms)
+    page.wait_for_timeout(500)  # a fresh session can start a second rerun right after its first
+    page.wait_for_selector(IDLE, timeout=timeout_ms)
     page.wait_for_timeout(300)  # let charts paint before a screenshot
 
 
@@ -126,7 +128,7 @@ def test_every_page_renders_without_exceptions(server, browser):
         page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
         settle(page)
         assert_clean(page, server)
-        assert page.get_by_role("heading", name=title.split()[0], exact=False).count() > 0, title
+        page.get_by_role("heading", name=title.split()[0], exact=False).first.wait_for(timeout=120_000)
         shots[title] = shoot(page, "page-" + title.lower().replace(" ", "-"))
 
     # A filter on the error page reruns the page and still shows the table or a plain message.
@@ -184,6 +186,8 @@ def test_generator_and_deep_link_to_inspector(server, browser):
     assert_clean(page, server)
     fresh = browser.new_page(viewport={"width": 1440, "height": 1000})
     fresh.goto(page.url)
+    # A fresh session can pause between its first reruns: wait for the result, not just for idle.
+    fresh.wait_for_function("document.querySelectorAll('.digit-row img').length === 25", timeout=120_000)
     settle(fresh)
     assert_clean(fresh, server)
     assert fresh.get_by_text("Generated sequence (length 25").count() > 0
@@ -193,6 +197,7 @@ def test_generator_and_deep_link_to_inspector(server, browser):
 
     # An evaluation-set link (what the worst-sequences table links to) in a fresh session.
     fresh.goto(f"{server['url']}/inspector?src=eval&{EVAL_SET}&index=7")
+    fresh.get_by_text("Sequence 7 of 520").first.wait_for(timeout=120_000)
     settle(fresh)
     assert_clean(fresh, server)
     assert fresh.get_by_text("Sequence 7 of 520").count() > 0
