@@ -12,6 +12,7 @@ from core import evaluate
 from tests.test_browser import assert_clean, browser, server, settle, shoot  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
 
 LENGTHS, PER_LENGTH, SEED = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 20, 50, 100], 40, 0
 EVAL_SET = f"lengths=1-10,20,50,100&per_length={PER_LENGTH}&seed={SEED}"  # test_browser's set (cached alike)
@@ -46,7 +47,8 @@ def test_calibration_view_in_the_browser(server, browser):  # noqa: F811
     thumb.press("Home")  # threshold 0: every sequence is answered
     settle(page)
     assert_clean(page, server)
-    assert metric(page, "Coverage") == "100.0%"
+    value = page.locator("[data-testid='stMetric']", has_text="Coverage").first.locator("[data-testid='stMetricValue']")
+    expect(value).to_have_text("100.0%", timeout=120_000)  # waits out a rerun that starts late
     shoot(page, "page-calibration-threshold-0")
     page.close()
 
@@ -64,13 +66,13 @@ def test_suspect_labels_view_and_the_aside_switch(server, browser):  # noqa: F81
     page.get_by_role("button", name=f"#{used[0]}", exact=True).first.click()
     settle(page)
     assert_clean(page, server)
-    assert page.get_by_text(f"Test image {used[0]}: given").count() > 0
+    expect(page.get_by_text(f"Test image {used[0]}: given").first).to_be_visible(timeout=120_000)
     assert page.locator("[data-testid='stDataFrame']").count() == 1  # its sequences, with inspector links
     shoot(page, "page-suspect-labels-selected")
 
     page.locator("[data-testid='stSidebar']").get_by_text("Set suspect images aside").click()
     settle(page, 300_000)
     assert_clean(page, server)
-    assert page.get_by_text("uses 0 of these 30 images").count() > 0
-    assert page.get_by_text(f"No sequence of the evaluation set contains test image {used[0]}").count() > 0
+    expect(page.get_by_text("uses 0 of these 30 images").first).to_be_visible(timeout=300_000)
+    expect(page.get_by_text(f"No sequence of the evaluation set contains test image {used[0]}").first).to_be_visible()
     page.close()
