@@ -166,10 +166,11 @@ def sequence_images(row) -> np.ndarray:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _sum_distribution(key: FileKey, indices: tuple[int, ...]) -> tuple[int, np.ndarray] | None:
-    try:
-        [dist] = _predictor(key).sum_distribution([test_split()[0][np.asarray(indices, dtype=np.int64)]])
-    except ValueError:  # a regression head: no distribution over the sum
+    predictor = _predictor(key)  # the test split's cached logits: no CNN pass for this sequence
+    prediction = predictor.run_indexed(test_split()[0], np.array([indices]), np.array([len(indices)]), split="test")
+    if not prediction.has_distribution:  # a regression head: no distribution over the sum
         return None
+    [dist] = predictor.sum_distribution(prediction=prediction)
     return dist.start, dist.probs
 
 

@@ -107,6 +107,8 @@ def test_p_exact_and_interval_for_ragged_input(smoke_checkpoint):
     dists = predictor.sum_distribution(ragged)
     assert [d.probs.sum() for d in dists] == pytest.approx([1, 1, 1], abs=1e-9)
     assert [d.prob(r) for d, r in zip(dists, rounded)] == pytest.approx(out.p_exact, abs=1e-9)
+    again = predictor.sum_distribution(prediction=out)  # from a Prediction already made: no second pass
+    assert [d.start for d in again] == [d.start for d in dists]
     for probs in out.digit_probs:  # calibrated digit probabilities, as predict_digits returns them
         np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
     np.testing.assert_allclose(predictor.predict_digits(ragged)[1], out.digit_probs[1], atol=1e-6)

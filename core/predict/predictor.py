@@ -252,9 +252,10 @@ class Predictor:
             return probs.reshape(len(lengths), int(lengths[0]), 10)
         return np.split(probs, np.cumsum(lengths)[:-1])
 
-    def sum_distribution(self, images) -> list[sum_distribution.SumDistribution]:
-        """The full distribution P(sum = s) of each sequence (tails below 1e-12 dropped)."""
-        prediction = self.run(images)
+    def sum_distribution(self, images=None, *, prediction: Prediction | None = None) -> list:
+        """The full distribution P(sum = s) of each sequence (tails below 1e-12 dropped), of `images` or of
+        a Prediction already made (e.g. by run_indexed from a split's cached logits)."""
+        prediction = self.run(images) if prediction is None else prediction
         if not prediction.has_distribution:
             raise ValueError(f"the {self.head} head regresses a number: it has no distribution over the sum "
                              "(the lstm and argmax-sum heads have one)")
