@@ -67,7 +67,8 @@ def sum_distribution_figure(start: int, probs: np.ndarray, true_sum: int, interv
     fig = go.Figure(go.Bar(x=support[keep], y=probs[keep], marker_color=colors, name="P(sum)",
                            hovertemplate="P(sum = %{x}) = %{y:.4g}<extra></extra>"))
     fig.add_vrect(x0=interval[0] - 0.5, x1=interval[1] + 0.5, fillcolor="rgba(59, 130, 246, 0.12)",
-                  line_width=0, layer="below", annotation_text="95% interval", annotation_position="top left")
+                  line_width=0, layer="below", annotation_text="95% interval", annotation_position="top left",
+                  annotation_yshift=-18)  # one line below the true-sum label, which may sit at the same x
     fig.add_vline(x=true_sum, line_color=COLORS["true"], line_width=3, annotation_text=f"true {true_sum}",
                   annotation_position="top right")
     fig.update_xaxes(title_text="sum", range=[lo - 0.5, hi + 0.5])
