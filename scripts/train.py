@@ -23,7 +23,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     p = Parser(prog="python -m scripts.train", description=__doc__.splitlines()[0])
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                   help="smoke: <60 s CPU test run; default: the shipped checkpoint's recipe (<=15 min, 2-core CPU); full: GPU")
+                   help="smoke: <60 s CPU test run; default: the shipped checkpoint's recipe (<=30 min, 2-core CPU); full: GPU")
     add_override_flags(p)
     p.add_argument("--out", type=Path,
                    help="final checkpoint path (default: RUN_DIR/model.pt; RUN_DIR defaults to a new runs/train-<preset>-<time>)")

@@ -54,7 +54,7 @@ def launch_form() -> None:
     with st.expander("Launch a training run", expanded=not runs.list_runs(limit=1)):
         preset = st.selectbox("Preset", list(presets), key="train_preset",
                               help="smoke: a quick test (<1 min on the CPU); default: the shipped "
-                                   "model (≤15 min on a 2-core CPU); full: best quality, for a GPU.")
+                                   "model (≤30 min on a 2-core CPU); full: best quality, for a GPU.")
         base = presets[preset]  # empty fields below mean "the preset's value", shown as placeholder
         with st.form("launch_form", border=False):
             c1, c2 = st.columns(2)
@@ -84,7 +84,7 @@ def launch_form() -> None:
             st.caption("Detected GPUs: " + ", ".join(f"`cuda:{i}` {n}" for i, n in enumerate(detected)))
         else:
             st.info("Only the CPU is available here: runs train on the CPU (the smoke preset takes "
-                    "under a minute; default about 15 minutes).")
+                    "under a minute; default about 30 minutes).")
     kind, text = st.session_state.pop(NOTICE, (None, None))  # the last action's outcome
     if kind:
         getattr(st, kind)(text)  # st.error / st.warning / st.success
