@@ -4,13 +4,16 @@
 
 Before the server starts, this process imports torch, core and the dashboard's libraries, loads MNIST
 and fills the default checkpoint's disk cache of CNN logits for test and val (core.predict.cache), so
-the dashboard's first render pays neither for the imports nor for a CNN pass. Then it starts Streamlit
-exactly as `streamlit run dashboard/app.py` does (streamlit.web.cli), headless, on HOST:PORT.
+the dashboard's first render pays neither for the imports nor for a CNN pass. It also fills the
+dashboard's own in-memory caches (dashboard.cache) for the default view: Streamlit keeps st.cache_*
+entries per process, so the server started next finds them. Then it starts Streamlit exactly as
+`streamlit run dashboard/app.py` does (streamlit.web.cli), headless, on HOST:PORT.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 import time
 from pathlib import Path
@@ -52,9 +55,34 @@ def warm(checkpoint: Path | None, log=print) -> None:
             predictor = load_predictor(checkpoint, device="auto")
             for split in WARM_SPLITS:
                 predictor.split_logits(split)
+            warm_dashboard(checkpoint)
     except (DataError, CheckpointError, OSError) as exc:
         log(f"serve: warm-up skipped: {exc}")
     log(f"serve: warmed up in {time.perf_counter() - start:.1f} s")
+
+
+def warm_dashboard(checkpoint: Path) -> None:
+    """What the Overview computes on a first visit with the sidebar's defaults: the evaluation set
+    (calibrated and not), the digit calibration and the suspect ranking, into dashboard.cache."""
+    from core.data.sequences import parse_lengths
+    from dashboard import cache, settings
+
+    # Outside a running server Streamlit warns on every cached call that it has no runtime yet.
+    quiet = [logging.getLogger(name) for name in ("streamlit.runtime.caching.cache_data_api",
+                                                  "streamlit.runtime.scriptrunner_utils.script_run_context")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.ERROR)
+    try:
+        d = settings.DEFAULTS
+        spec = (parse_lengths(d[settings.LENGTHS]), d[settings.PER_LENGTH], d[settings.SEED])
+        cache.evaluation(checkpoint, *spec)
+        cache.uncalibrated_evaluation(checkpoint, *spec)
+        cache.digit_calibration(checkpoint, 0)
+        cache.suspects(checkpoint)
+    finally:
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -55,3 +55,22 @@ def test_serves_the_dashboard_after_warming_the_cache(tmp_path, checkpoint_dir):
         stop_server(server, grace=20)
         log.close()
     assert (tmp_path / "serve.log").read_text().count("warmed up") == 1, (tmp_path / "serve.log").read_text()
+
+
+def test_warm_up_fills_the_dashboards_caches(checkpoint_dir, monkeypatch):
+    """After warm_dashboard, the Overview's default evaluation is served from Streamlit's cache: the
+    evaluation itself is never called again in this process."""
+    from core import evaluate
+    from core.data.sequences import parse_lengths
+    from dashboard import cache, settings
+    from scripts.serve import warm_dashboard
+
+    checkpoint = checkpoint_dir / "default.pt"
+    warm_dashboard(checkpoint)
+    calls = []
+    monkeypatch.setattr(evaluate, "evaluation_set", lambda *a, **k: calls.append(a))
+    d = settings.DEFAULTS
+    table = cache.evaluation(checkpoint, parse_lengths(d[settings.LENGTHS]), d[settings.PER_LENGTH], d[settings.SEED])
+    assert calls == [] and len(table) == 13 * d[settings.PER_LENGTH]
+    cache.evaluation(checkpoint, [3], 5, 1)  # a set that was not warmed is computed
+    assert len(calls) == 1
