@@ -155,7 +155,7 @@ def test_default_run_dirs_are_fresh_folders_under_the_runs_dir(monkeypatch, tmp_
 def test_augment_is_identity_without_jitter_and_seeded_otherwise():
     x = torch.rand(4, 1, 28, 28)
     still = make_config("smoke", aug_rotate=0.0, aug_scale=0.0, aug_shift=0.0, aug_shear=0.0, aug_elastic=0.0,
-                        aug_thickness=0.0)
+                        aug_thickness=0.0, aug_noise=0.0)
     assert torch.allclose(augment(x, torch.Generator().manual_seed(0), still), x, atol=1e-5)
     cfg = make_config("smoke")
     a = augment(x, torch.Generator().manual_seed(1), cfg)
