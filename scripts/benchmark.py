@@ -125,6 +125,8 @@ def main(argv=None) -> int:
     parser.add_argument("--trust-per-length", type=int, default=2000,
                         help="test sequences per length (10, 100, 1000) for the calibration figures; 0 skips them")
     parser.add_argument("--train-heads", action="store_true", help="train the comparison heads on the default CNN first")
+    parser.add_argument("--probe-rows", type=int, default=1000,
+                        help="handwriting rows for the robustness probe of the default checkpoint; 0 skips the probes")
     parser.add_argument("--dashboard", action="store_true", help="also time the dashboard in headless chromium")
     parser.add_argument("--note", action="append", default=[], help="a note to add to the report (repeatable)")
     parser.add_argument("--out", default="reports/benchmark", help="output prefix (.md and .json)")
@@ -138,7 +140,7 @@ def main(argv=None) -> int:
     except ValueError as exc:
         parser.error(f"--lengths: {exc}")
     for flag, value, least in (("--per-length", args.per_length, 1), ("--trust-per-length", args.trust_per_length, 0),
-                               ("--seed", args.seed, 0)):
+                               ("--seed", args.seed, 0), ("--probe-rows", args.probe_rows, 0)):
         if value < least:
             parser.error(f"{flag} must be at least {least}, got {value}")
     checkpoint_dir = Path(args.checkpoint_dir)
@@ -160,6 +162,11 @@ def main(argv=None) -> int:
         "trust_per_length": args.trust_per_length,
         "suspects": suspects_both_ways(checkpoint_for("lstm" if "lstm" in heads else heads[0], checkpoint_dir)),
     }
+    if args.probe_rows:
+        from scripts.benchmark_probes import probe
+
+        print("probing robustness and the digit map ...", flush=True)
+        report["probes"] = probe(checkpoint_for("lstm" if "lstm" in heads else heads[0], checkpoint_dir), args.probe_rows)
     if args.dashboard:
         from scripts.dashboard_timing import time_dashboard
 

@@ -14,7 +14,7 @@ def test_benchmark_writes_a_consistent_report(smoke_checkpoint, tmp_path):
     shutil.copy2(smoke_checkpoint, checkpoints / "default.pt")
     out = tmp_path / "report" / "bench"
     assert benchmark.main(["--checkpoint-dir", str(checkpoints), "--heads", "lstm", "--lengths", "1,3",
-                           "--per-length", "20", "--seed", "4", "--trust-per-length", "30", "--out", str(out)]) == 0
+                           "--per-length", "20", "--seed", "4", "--trust-per-length", "30", "--probe-rows", "0", "--out", str(out)]) == 0
     report = json.loads(out.with_suffix(".json").read_text())
     (result,) = report["heads"]
     assert result["head"] == "lstm" and result["preset"] == "smoke"
@@ -45,3 +45,20 @@ def test_benchmark_bad_numbers_name_the_flag(tmp_path, capsys, flag, value):
     with pytest.raises(SystemExit) as exit_info:
         benchmark.main([flag, value, "--out", str(tmp_path / "x")])
     assert exit_info.value.code == 2 and f"{flag} must be at least" in capsys.readouterr().err
+
+
+def test_robustness_probe_renders_every_corruption_and_flags_missed_targets(smoke_checkpoint):
+    from core import load_predictor
+    from core.evaluate.robustness import CORRUPTIONS
+    from scripts.benchmark_probes import probe_markdown, probe_rows, robustness
+
+    found = robustness(load_predictor(smoke_checkpoint, device="cpu"), rows=6, limit=300)
+    assert set(found["corruptions"]) == {"clean", "mean", *CORRUPTIONS} and found["rows"]["n_rows"] == 6
+    probes = {"checkpoint": str(smoke_checkpoint), "robustness": found,
+              "digit_map": {"seconds_cold": 75.0, "seconds_cached": 0.01, "points": 300, "knn_agreement_mean": 0.9,
+                            "knn_majority_share": 0.95}}
+    markdown = "\n".join(probe_markdown(probes))
+    assert all(name in markdown for name in CORRUPTIONS) and f"{found['corruptions']['mean']:.4f}" in markdown
+    verdicts = {key: ok for key, _, _, _, ok in probe_rows(probes)}
+    assert verdicts["map_seconds_cold"] is False and verdicts["map_knn_agreement"] is True  # 75 s > 60 s
+    assert "| map_seconds_cold | 75.0000 | <= 60.0 | NO |" in markdown
