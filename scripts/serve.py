@@ -68,8 +68,7 @@ def warm_dashboard(checkpoint: Path) -> None:
     from dashboard import cache, settings
 
     # Outside a running server Streamlit warns on every cached call that it has no runtime yet.
-    quiet = [logging.getLogger(name) for name in ("streamlit.runtime.caching.cache_data_api",
-                                                  "streamlit.runtime.scriptrunner_utils.script_run_context")]
+    quiet = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict) if name.startswith("streamlit")]
     levels = [logger.level for logger in quiet]
     for logger in quiet:
         logger.setLevel(logging.ERROR)
