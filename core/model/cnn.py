@@ -50,6 +50,14 @@ class CNNEnsemble(nn.Module):
         x = x.contiguous(memory_format=torch.channels_last)
         return torch.stack([m(x) for m in self.members])
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 28, 28) -> (B, C) penultimate features (before each classifier), averaged over the
+        members: what the digit map (core.evaluate.embeddings) projects to 2-D."""
+        if x.dim() != 4 or x.shape[1:] != (1, 28, 28):
+            raise ValueError(f"CNN input must be (B, 1, 28, 28), got {tuple(x.shape)}")
+        x = x.contiguous(memory_format=torch.channels_last)
+        return torch.stack([m.features(x) for m in self.members]).float().mean(0)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1:] != (1, 28, 28):
             raise ValueError(f"CNN input must be (B, 1, 28, 28), got {tuple(x.shape)}")

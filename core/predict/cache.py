@@ -13,6 +13,9 @@ Files are written atomically (core.io.atomic_write) and load in milliseconds. A 
 read, or whose key, shape, dtype or checksum does not match, is never trusted: `cached_logits` rebuilds
 it. Files are keyed by content, so a checkpoint rewritten at the same path gets a new file; deleting
 the folder is always safe.
+
+Other float32 arrays derived from a checkpoint and a split (the digit map's 2-D coordinates,
+core.evaluate.embeddings) use the same files and checks under another name: `cached_array`.
 """
 
 from __future__ import annotations
@@ -59,60 +62,77 @@ def split_images(split: str) -> np.ndarray:
     return split_arrays(load_mnist(), split)[0]
 
 
-def cache_path(checkpoint_hash: str, split: str) -> Path:
-    return cache_dir() / f"logits-{checkpoint_hash[:24]}-{data_key()}-{split}.npz"
+def cache_path(checkpoint_hash: str, split: str, name: str = "logits") -> Path:
+    return cache_dir() / f"{name}-{checkpoint_hash[:24]}-{data_key()}-{split}.npz"
 
 
-def _meta(checkpoint_hash: str, split: str, logits: np.ndarray) -> dict:
+def _meta(checkpoint_hash: str, split: str, array: np.ndarray, name: str = "logits") -> dict:
     return {"format": FORMAT, "checkpoint_sha256": checkpoint_hash, "data_checksum": data_key(), "split": split,
-            "n": int(len(logits)), "logits_sha256": hashlib.sha256(np.ascontiguousarray(logits).tobytes()).hexdigest()}
+            "n": int(len(array)), f"{name}_sha256": hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()}
+
+
+def load_array(checkpoint_hash: str, name: str, split: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A cached float32 array of this shape, read-only, or None when the file is missing or is not
+    exactly what it claims to be (unreadable, truncated, another key, shape, dtype or checksum)."""
+    path = cache_path(checkpoint_hash, split, name)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            array, meta = archive[name], json.loads(str(archive["meta"][()]))
+    except Exception:  # noqa: BLE001 - missing or corrupt in any way: rebuild, never trust
+        return None
+    if not isinstance(array, np.ndarray) or array.dtype != np.float32 or array.shape != tuple(shape):
+        return None
+    if meta != _meta(checkpoint_hash, split, array, name):
+        return None
+    array.flags.writeable = False
+    return array
+
+
+def store_array(checkpoint_hash: str, name: str, split: str, array: np.ndarray) -> Path:
+    """Write one float32 array for (checkpoint, split) atomically; returns the file's path."""
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    path = cache_path(checkpoint_hash, split, name)
+    meta = json.dumps(_meta(checkpoint_hash, split, array, name), sort_keys=True)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:  # a handle: np.savez would append .npz to a bare file name
+            np.savez(handle, **{name: array}, meta=np.array(meta))
+
+    atomic_write(path, write)
+    return path
+
+
+def cached_array(checkpoint_hash: str, name: str, split: str, shape: tuple[int, ...],
+                 compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """A float32 array derived from this checkpoint and `split` (the logits, the digit map's
+    coordinates): from the cache, or compute() on a miss, stored for next time. Returned read-only."""
+    array = load_array(checkpoint_hash, name, split, shape)
+    if array is None:
+        array = np.ascontiguousarray(compute(), dtype=np.float32)
+        if array.shape != tuple(shape):
+            raise ValueError(f"compute returned {array.shape}, expected {tuple(shape)}")
+        try:
+            store_array(checkpoint_hash, name, split, array)
+        except OSError:  # a read-only checkout still works, just without the speed-up
+            pass
+        array.flags.writeable = False
+    return array
 
 
 def load_logits(checkpoint_hash: str, split: str, n: int) -> np.ndarray | None:
-    """The cached raw logits, float32 (n, 10) and read-only, or None when the file is missing or is
-    not exactly what it claims to be (unreadable, truncated, another key, shape, dtype or checksum)."""
-    path = cache_path(checkpoint_hash, split)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            logits, meta = archive["logits"], json.loads(str(archive["meta"][()]))
-    except Exception:  # noqa: BLE001 - missing or corrupt in any way: rebuild, never trust
-        return None
-    if not isinstance(logits, np.ndarray) or logits.dtype != np.float32 or logits.shape != (n, 10):
-        return None
-    if meta != _meta(checkpoint_hash, split, logits):
-        return None
-    logits.flags.writeable = False
-    return logits
+    """The cached raw logits, float32 (n, 10) and read-only, or None (see load_array)."""
+    return load_array(checkpoint_hash, "logits", split, (n, 10))
 
 
 def store_logits(checkpoint_hash: str, split: str, logits: np.ndarray) -> Path:
     """Write the raw logits of a whole split atomically; returns the file's path."""
-    logits = np.ascontiguousarray(logits, dtype=np.float32)
-    if logits.ndim != 2 or logits.shape[1] != 10:
-        raise ValueError(f"logits must be float32 (n, 10), got {logits.shape}")
-    path = cache_path(checkpoint_hash, split)
-    meta = json.dumps(_meta(checkpoint_hash, split, logits), sort_keys=True)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as handle:  # a handle: np.savez would append .npz to a bare file name
-            np.savez(handle, logits=logits, meta=np.array(meta))
-
-    atomic_write(path, write)
-    return path
+    if np.ndim(logits) != 2 or np.shape(logits)[1] != 10:
+        raise ValueError(f"logits must be float32 (n, 10), got {np.shape(logits)}")
+    return store_array(checkpoint_hash, "logits", split, logits)
 
 
 def cached_logits(checkpoint_hash: str, split: str, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """The raw logits of every image of `split` for this checkpoint: from the cache, or compute(images)
     (float32 (n, 10)) on a miss, stored for next time. Returned read-only."""
     images = split_images(split)
-    logits = load_logits(checkpoint_hash, split, len(images))
-    if logits is None:
-        logits = np.ascontiguousarray(compute(images), dtype=np.float32)
-        if logits.shape != (len(images), 10):
-            raise ValueError(f"compute returned {logits.shape}, expected ({len(images)}, 10)")
-        try:
-            store_logits(checkpoint_hash, split, logits)
-        except OSError:  # a read-only checkout still works, just without the speed-up
-            pass
-        logits.flags.writeable = False
-    return logits
+    return cached_array(checkpoint_hash, "logits", split, (len(images), 10), lambda: compute(images))

@@ -131,6 +131,10 @@ class Predictor:
         return copy.deepcopy(self._metadata)  # a copy: callers cannot alter the predictor's record
 
     @property
+    def model(self) -> DigitSumModel:
+        return self._model  # read it, never train or change it (e.g. the digit map's CNN features)
+
+    @property
     def head(self) -> str:
         return self._metadata["head"]
 
