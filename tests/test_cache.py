@@ -17,7 +17,7 @@ from core import load_predictor
 from core.data import load_mnist, split_arrays
 from core.evaluate import evaluate_sequences, evaluation_sequences
 from core.model import DigitSumModel, ModelConfig
-from core.model.checkpoint import save_checkpoint
+from core.model.checkpoint import load_model, save_checkpoint
 from core.predict import Predictor, cache
 
 
@@ -125,8 +125,7 @@ def test_evaluation_from_the_cache_equals_a_direct_one(models, monkeypatch):
     cached.split_logits("test")  # fill the cache, then evaluate without the CNN
     forbid_cnn(cached, monkeypatch)
     from_cache = evaluate_sequences(cached, seqs, images)
-    model = DigitSumModel(ModelConfig.from_dict(cached.metadata["model_config"]))
-    model.load_state_dict(cached._model.state_dict())
+    model, _ = load_model(models[0])
     in_memory = Predictor(model, cached.metadata, torch.device("cpu"))  # no file: no cache, the dedup path
     assert in_memory.checkpoint_hash is None
     plain = evaluate_sequences(in_memory, seqs, images)

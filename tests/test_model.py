@@ -132,3 +132,22 @@ def test_no_head_returns_float64_on_a_device_without_it(model, monkeypatch):
         running.sum().backward()
         assert logits.grad is not None
     assert heads.sum_dtype(torch.device("mps")) == torch.float32
+
+
+def test_fused_cnn_gives_the_same_logits_without_batchnorm(model):
+    import copy
+
+    from core.model.cnn import CNNEnsemble
+
+    cnn = model.cnn.eval()
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so a wrong fold would show
+        for m in cnn.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0), m.weight.uniform_(0.5, 1.5)
+    x = torch.rand(8, 1, 28, 28)
+    fused = copy.deepcopy(cnn).fuse_for_inference()
+    assert isinstance(fused, CNNEnsemble)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    with torch.no_grad():
+        assert torch.allclose(fused(x), cnn(x), atol=1e-4) and torch.allclose(fused.features(x), cnn.features(x), atol=1e-4)
+        assert torch.equal(copy.deepcopy(fused).fuse_for_inference()(x), fused(x))  # idempotent
