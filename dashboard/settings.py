@@ -129,3 +129,62 @@ def no_distribution_note(predictor) -> str:
     """The plain note every view shows for a regression head (lstm-final, deepsets)."""
     return (f"The {predictor.head} head regresses a number: this head has no distribution over the sum, "
             "so there is no P(exact), no 95% interval and no risk–coverage curve for it.")
+
+
+# ----------------------------------------------------------------------------- the chosen slice
+# The Slices view stores the slice picked there under SLICE; Error analysis and the inspector's navigation
+# follow it until Clear. A slice belongs to the evaluation set (and checkpoint) it was found on: its seq_ids
+# mean nothing on another set, so a change in the sidebar drops it.
+SLICE, SLICE_WIDGETS = "eval_slice", "_slice_widgets"  # the slice; a counter that resets selection widgets
+
+
+def set_key(s: Settings) -> tuple:
+    """What a slice's seq_ids refer to: the checkpoint and the evaluation set."""
+    return s.checkpoint_name, tuple(s.lengths), s.per_length, s.seed, s.aside
+
+
+def choose_slice(state: MutableMapping, s: Settings, rule: str, seq_ids) -> None:
+    """Filter the other views to the sequences `seq_ids` of the current set (the slice `rule`)."""
+    state[SLICE] = {"rule": str(rule), "seq_ids": sorted(int(i) for i in seq_ids), "set": set_key(s)}
+
+
+def clear_slice(state: MutableMapping) -> None:
+    """Back to the whole set; selection widgets that chose the slice start afresh (a new key)."""
+    state.pop(SLICE, None)
+    state[SLICE_WIDGETS] = state.get(SLICE_WIDGETS, 0) + 1
+
+
+def active_slice(state: MutableMapping, s: Settings) -> dict | None:
+    """The chosen slice ({rule, seq_ids, set}) when it belongs to the current set, else None (and dropped)."""
+    chosen = state.get(SLICE)
+    if chosen is not None and tuple(chosen.get("set", ())) != set_key(s):
+        state.pop(SLICE, None)
+        return None
+    return chosen
+
+
+def apply_slice(df: pd.DataFrame, chosen: dict | None) -> pd.DataFrame:
+    """The rows of an evaluation table that lie in the chosen slice (all of them without one)."""
+    return df if chosen is None else df[df["seq_id"].isin(chosen["seq_ids"])]
+
+
+def slice_step(seq_ids, current: int, delta: int) -> int:
+    """The slice's previous (delta < 0) or next sequence after `current` (which need not lie in it);
+    `current` itself when there is none that way."""
+    ids = sorted(int(i) for i in seq_ids)
+    before, after = [i for i in ids if i < current], [i for i in ids if i > current]
+    if delta < 0:
+        return before[-1] if before else current
+    return after[0] if after else current
+
+
+def slice_notice(s: Settings) -> dict | None:
+    """The "Filtered to slice: … · Clear" line a filtered view shows; returns the active slice."""
+    chosen = active_slice(st.session_state, s)
+    if chosen is not None:
+        text, button = st.columns([8, 1], vertical_alignment="center")
+        text.info(f"Filtered to slice: `{chosen['rule']}` ({len(chosen['seq_ids']):,} sequences, chosen in "
+                  "Slices)", icon=":material/filter_alt:")
+        button.button("Clear", key="clear_slice", on_click=clear_slice, args=(st.session_state,),
+                      help="Show the whole evaluation set again")
+    return chosen

@@ -1,8 +1,8 @@
 """Error analysis: where does the predictor fail — which lengths, which sums, which digits?
 
-Every chart and the table follow the filters at the top (length range, sum range, errors only, and
-p_exact below a threshold: the sequences a selective predictor would not answer). Wrong sequences
-whose only misread digits are suspect labels are marked.
+Every chart, the table and the CSV follow the filters at the top (length range, sum range, errors only,
+and p_exact below a threshold: the sequences a selective predictor would not answer) and the slice chosen
+in Slices, if any. Wrong sequences whose only misread digits are suspect labels are marked.
 Numbers come from core.evaluate on the sidebar's evaluation set.
 """
 
@@ -11,14 +11,15 @@ from functools import partial
 import streamlit as st
 
 from core import evaluate
-from dashboard import cache, charts, links, settings, tables, trust
+from dashboard import cache, figure_cache, links, settings, tables, trust
 
 s = settings.settings()
 predictor = settings.require(s)
 train = tables.training_range(predictor.metadata)
-df = settings.sidebar_evaluation(s)
+full = settings.sidebar_evaluation(s)  # links number rows of the whole set
 
 st.title("Error analysis")
+df = settings.apply_slice(full, settings.slice_notice(s))  # a slice chosen in Slices narrows everything
 has_dist = trust.has_distribution(df)
 if (request := st.session_state.pop(settings.P_EXACT_REQUEST, None)) is not None and has_dist:
     # Sent from Calibration: turn the p_exact filter on at its threshold (before the widgets are drawn).
@@ -53,8 +54,12 @@ if view.empty:
     st.warning("No sequences match these filters: widen the length or sum range, or untick 'Errors only'.")
     st.stop()
 
+# Figures are built once per evaluation set and set of filtered rows (dashboard/figure_cache.py).
+set_key = (cache.file_key(s.checkpoint), tuple(s.lengths), s.per_length, s.seed, s.aside)
+figures = figure_cache.error_figures(set_key, view, train)
+
 # ----------------------------------------------------------------------------- by length
-st.plotly_chart(charts.length_figure(evaluate.by_length(view), train), key="by_length")
+st.plotly_chart(figures["length"], key="by_length")
 st.caption("Mean absolute error (left) and share of sequences whose rounded prediction is exactly "
            "right (right) per length; the green band is the training range, lengths beyond it "
            "show extrapolation.")
@@ -69,24 +74,23 @@ with left:
     metric = h2.radio("Colour by", ["mae", "error_rate"], horizontal=True, key="heat_metric",
                       format_func={"mae": "MAE", "error_rate": "error rate"}.get)
     label = "MAE" if metric == "mae" else "error rate"
-    cells = evaluate.by_length_and_sum(view, int(width))
-    st.plotly_chart(charts.heatmap_figure(cells, int(width), metric, label), key="heatmap")
+    st.plotly_chart(figure_cache.heatmap(set_key, view, int(width), metric, label), key="heatmap")
     st.caption(f"{label} for each length × true-sum bucket; brighter cells are worse. Hover for "
                "the number of sequences behind a cell.")
 with right:
-    st.plotly_chart(charts.error_histogram(view["error"]), key="histogram")
+    st.plotly_chart(figures["histogram"], key="histogram")
     st.caption("Signed error (predicted − true). Bars between the dashed lines at ±0.5 still round "
                "to the right sum; a shifted centre means the model is biased.")
 
 # ----------------------------------------------------------------------------- scatter + confusion
 left, right = st.columns(2)
 with left:
-    st.plotly_chart(charts.pred_vs_true_figure(view), key="pred_vs_true")
+    st.plotly_chart(figures["pred_vs_true"], key="pred_vs_true")
     st.caption("Each sequence's predicted against true sum; points off the dotted diagonal are "
                "errors. With many sequences the chart switches to a density grid.")
 with right:
-    cm = evaluate.digit_confusion(view)
-    event = st.plotly_chart(charts.confusion_figure(cm), key="confusion", on_select="rerun", selection_mode="points")
+    cm = figures["cm"]
+    event = st.plotly_chart(figures["confusion"], key="confusion", on_select="rerun", selection_mode="points")
     st.caption("How the CNN read every digit image (rows: true, columns: predicted; diagonal "
                "blanked). Click a cell, or pick digits below, to list the sequences affected.")
     points = event.get("selection", {}).get("points", []) if event else []
@@ -111,7 +115,7 @@ c3.markdown(f"**{len(hits):,}** sequences contain a {t} that the CNN read as {p}
 
 
 def spec(seq_id: int) -> links.SequenceSpec:
-    return settings.eval_spec(s, seq_id, len(df))
+    return settings.eval_spec(s, seq_id, len(full))
 
 
 def link(seq_id: int) -> str:

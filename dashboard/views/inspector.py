@@ -18,7 +18,10 @@ from dashboard import cache, charts, digit_row, links, settings, tables, trust_c
 s = settings.settings()
 predictor = settings.require(s)
 df = settings.sidebar_evaluation(s)
-worst_id = int(evaluate.worst_sequences(df, 1)["seq_id"].iloc[0])
+# With a slice chosen in Slices, Previous / Next / Jump to worst move within it (the number box still
+# reaches any sequence of the set).
+chosen = settings.active_slice(st.session_state, s)
+worst_id = int(evaluate.worst_sequences(settings.apply_slice(df, chosen), 1)["seq_id"].iloc[0])
 
 
 def eval_spec(index: int) -> links.SequenceSpec:
@@ -63,15 +66,23 @@ if problem:
     st.warning(problem)
 
 # ----------------------------------------------------------------------------- navigation
+settings.slice_notice(s)
+
+
+def step(delta: int) -> links.SequenceSpec:
+    if chosen is not None and spec.source == "eval":
+        return eval_spec(settings.slice_step(chosen["seq_ids"], spec.index, delta))
+    return links.stepped(spec, delta, len(df))
+
+
 st.session_state["insp_goto"] = spec.index if spec.source == "eval" else worst_id
 n1, n2, n3, n4 = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
-n1.button("Previous", icon=":material/chevron_left:", on_click=lambda: show(links.stepped(spec, -1, len(df))),
-          key="prev", width="stretch", disabled=spec.source == "eval" and spec.index == 0)
+n1.button("Previous", icon=":material/chevron_left:", on_click=lambda: show(step(-1)),
+          key="prev", width="stretch", disabled=spec.source == "eval" and step(-1).index == spec.index)
 n2.button("Next", icon=":material/chevron_right:", icon_position="right", key="next", width="stretch",
-          on_click=lambda: show(links.stepped(spec, 1, len(df))),
-          disabled=spec.source == "eval" and spec.index >= len(df) - 1)
+          on_click=lambda: show(step(1)), disabled=spec.source == "eval" and step(1).index == spec.index)
 n3.button("Jump to worst", icon=":material/warning:", on_click=lambda: show(eval_spec(worst_id)), key="worst",
-          width="stretch", help="The evaluation set's sequence with the largest absolute error.")
+          width="stretch", help="The sequence with the largest absolute error" + (" in the slice." if chosen else "."))
 n4.number_input("Go to sequence #", min_value=0, max_value=len(df) - 1, step=1, key="insp_goto",
                 on_change=lambda: show(eval_spec(st.session_state["insp_goto"])))
 

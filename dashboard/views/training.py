@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from core import runs
-from dashboard import cache, runs_display, settings, tables
+from dashboard import cache, compare, runs_display, settings, tables
 from dashboard.runs_display import EPOCHS, ICONS
 from dashboard.theme import COLORS
 
@@ -191,6 +191,7 @@ def comparison(run: runs.Run) -> None:
     diff = tables.disagreements(base, new, a, b)
     st.markdown(f"**Sequences where the two disagree** (rounded sums differ): {len(diff)} of {len(base)}")
     st.dataframe(diff.head(500), hide_index=True, width="stretch")
+    compare.where_they_differ(s, s.checkpoint, Path(run.checkpoint), a, b)
 
 
 # ----------------------------------------------------------------------------------- page

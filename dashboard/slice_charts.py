@@ -1,0 +1,87 @@
+"""Chart and table builders for the Slices and Digit map views and the checkpoint comparison: plain
+functions of DataFrames, no Streamlit (tests/test_pages_slices.py checks them with the views).
+
+What goes to the browser is what it shows: slice tables drop their seq_ids lists, and the digit map sends
+x, y and the image index of each test digit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.theme import COLORS
+
+SLICE_COLUMNS = ["slice", "size", "error_rate", "error_coverage"]
+# The digit map's three kinds of test digit, in drawing order (the rare kinds on top), and their look.
+KINDS = {"correct": (COLORS["muted"], 4, 0.35), "misread": (COLORS["bad"], 8, 0.95),
+         "suspect label": (COLORS["true"], 9, 0.95)}
+
+
+def slice_table(slices: pd.DataFrame, limit: int | None = None) -> pd.DataFrame:
+    """The slices as shown: rule, size, error rate and coverage (no seq_ids), worst first."""
+    out = slices[SLICE_COLUMNS].reset_index(drop=True)
+    return out if limit is None else out.head(limit)
+
+
+def slice_bars(slices: pd.DataFrame, limit: int = 15) -> go.Figure:
+    """Error rate of the `limit` worst slices as horizontal bars, coloured by coverage (the share of all
+    the set's errors that fall in the slice); bar i is row i of `slices`."""
+    top = slices.head(limit)
+    coverage = top["error_coverage"].to_numpy(dtype=float)
+    fig = go.Figure(go.Bar(
+        x=top["error_rate"], y=[f"{i + 1}. {rule}" for i, rule in enumerate(top["slice"])], orientation="h",
+        customdata=np.stack([top["size"], coverage], -1),
+        marker=dict(color=coverage, colorscale="Reds", cmin=0, cmax=max(float(coverage.max(initial=0)), 1e-9),
+                    colorbar=dict(title="coverage", tickformat=".0%")),
+        hovertemplate="%{y}<br>error rate %{x:.1%}<br>%{customdata[0]:.0f} sequences<br>"
+                      "%{customdata[1]:.1%} of all errors<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    fig.update_xaxes(tickformat=".0%", title_text="error rate in the slice", rangemode="tozero")
+    fig.update_layout(height=max(220, 28 * len(top) + 80), margin=dict(t=10, b=10, l=10, r=10),
+                      clickmode="event+select")
+    return fig
+
+
+def digit_kinds(points: pd.DataFrame, suspects) -> np.ndarray:
+    """Per test digit of the map: 'suspect label' (among the given suspect indices), else 'misread'
+    (the CNN's reading differs from the label), else 'correct'."""
+    kinds = np.where(points["pred"].to_numpy() != points["label"].to_numpy(), "misread", "correct").astype(object)
+    kinds[points["index"].isin(list(suspects)).to_numpy()] = "suspect label"
+    return kinds
+
+
+def digit_map_figure(points: pd.DataFrame, kinds: np.ndarray) -> go.Figure:
+    """The test digits' 2-D map, one WebGL trace per kind; customdata is each point's test image index.
+    Box select is the default drag (lasso and zoom are in the toolbar)."""
+    fig = go.Figure()
+    for kind, (color, size, opacity) in KINDS.items():
+        part = points[kinds == kind]
+        # Hover text only for the few rare points: 10,000 strings would double what the browser receives.
+        text = None if kind == "correct" else [f"label {t}, read {p}" for t, p in zip(part["label"], part["pred"])]
+        fig.add_trace(go.Scattergl(
+            x=part["x"], y=part["y"], mode="markers", name=f"{kind} ({len(part):,})",
+            marker=dict(color=color, size=size, opacity=opacity), customdata=part["index"].to_numpy(), text=text,
+            hovertemplate="test image %{customdata}<br>" + ("read as labelled" if text is None else "%{text}")
+                          + "<extra></extra>"))
+    fig.update_xaxes(showticklabels=False, title_text=None)
+    fig.update_yaxes(showticklabels=False, title_text=None)
+    fig.update_layout(height=560, margin=dict(t=10, b=10, l=10, r=10), dragmode="select",
+                      legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom"))
+    return fig
+
+
+def selected_images(event, extra=()) -> list[int]:
+    """The test image indices picked in a plotly selection event (their customdata), plus `extra`."""
+    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    picked = [int(p["customdata"][0] if isinstance(p.get("customdata"), list) else p["customdata"])
+              for p in points if p.get("customdata") is not None]
+    return list(dict.fromkeys([*picked, *(int(i) for i in extra)]))
+
+
+def compared_table(compared: pd.DataFrame, a: str, b: str, limit: int = 10) -> pd.DataFrame:
+    """The slices whose error rates differ most between two checkpoints, named after them (no seq_ids)."""
+    out = compared[["slice", "size", "error_rate_a", "error_rate_b", "difference"]].head(limit)
+    return out.rename(columns={"error_rate_a": f"error rate · {a}", "error_rate_b": f"error rate · {b}",
+                               "difference": "difference (B − A)"})

@@ -1,0 +1,94 @@
+"""Digit map: every test digit placed by what the CNN sees in it (core.embeddings.digit_map, a 2-D map of its
+features), coloured by whether the CNN reads it right, misreads it, or its label is among the sidebar's k most
+suspect. Box- or lasso-select (or click) points to see those images, and the sequences of the evaluation set
+that contain them.
+
+The map is computed once per checkpoint, in a subprocess (`python -m scripts.digit_map`): up to a minute
+the first time, never inside a Streamlit script thread; this view polls until it is ready.
+"""
+
+import numpy as np
+import streamlit as st
+
+from dashboard import cache, links, settings, slice_cache, slice_charts, tables, trust
+
+MAX_SHOWN = 60  # images drawn for one selection (the count says how many were picked)
+POLL_S = 2
+
+s = settings.settings()
+predictor = settings.require(s)
+st.title("Digit map")
+
+
+@st.fragment(run_every=POLL_S)
+def wait_for_map() -> None:
+    """Shown while the subprocess computes the map; a full rerun draws the map once it is on disk."""
+    state, detail = slice_cache.digit_map_job(s.checkpoint)
+    if state == "ready":
+        st.rerun()
+    elif state == "failed":
+        st.error(f"Computing the digit map failed: {detail}")
+        st.button("Try again", on_click=slice_cache.start_digit_map, args=(s.checkpoint, True), key="map_retry")
+    else:
+        st.info(f"Computing the digit map of {s.checkpoint_name} in the background: up to a minute, once per "
+                f"checkpoint. This page updates by itself. {detail}", icon=":material/hourglass_top:")
+
+
+points = slice_cache.digit_map(s.checkpoint)
+if points is None:
+    slice_cache.start_digit_map(s.checkpoint)  # once per checkpoint version
+    wait_for_map()
+    st.stop()
+
+# ----------------------------------------------------------------------------- the map
+suspects = cache.suspects(s.checkpoint)["index"].head(s.suspect_k)
+kinds = slice_charts.digit_kinds(points, suspects)
+counts = {k: int((kinds == k).sum()) for k in slice_charts.KINDS}
+st.caption(f"The {len(points):,} test digits of {s.checkpoint_name}, placed so that digits the CNN sees alike lie "
+           f"close. Amber: the {counts['suspect label']:,} most suspect labels (the sidebar's k, misread or not); red: "
+           f"the {counts['misread']:,} other misread digits. Drag a box, or pick the lasso in the chart's toolbar, to "
+           "select.")
+quick = st.pills("Also select", ["misread", "suspect label"], selection_mode="multi", key="map_quick",
+                 help="Every test digit of that kind, without drawing a selection.")
+event = st.plotly_chart(slice_charts.digit_map_figure(points, kinds), key="digit_map", on_select="rerun",
+                        selection_mode=("points", "box", "lasso"))
+extra = points.loc[np.isin(kinds, list(quick or [])), "index"]
+picked = slice_charts.selected_images(event, extra)
+if not picked:
+    st.info("Select digits on the map (drag a box or a lasso, or click a point) to see their images and the "
+            "sequences that contain them.")
+    st.stop()
+
+# ----------------------------------------------------------------------------- the selected images
+rows = points.set_index("index").loc[picked[:MAX_SHOWN]]
+more = f" (the first {MAX_SHOWN} shown)" if len(picked) > MAX_SHOWN else ""
+st.subheader(f"{len(picked):,} selected test digits{more}")
+images = cache.test_split()[0]
+captions = [f"#{i}: {t}→{p}" if t != p else f"#{i}: {t}" for i, t, p in zip(rows.index, rows["label"], rows["pred"])]
+st.image([images[i] for i in rows.index], width=56, clamp=True, caption=captions)
+st.caption("Each image's test index and label, and the CNN's reading after the arrow when it differs.")
+
+# ----------------------------------------------------------------------------- their sequences
+df = settings.sidebar_evaluation(s)
+positions = trust.image_positions(df)
+holding = positions[positions["image"].isin(picked)].groupby("seq_id")["image"].nunique().rename("selected digits")
+hits = df[df["seq_id"].isin(holding.index)]
+order = holding.reindex(hits["seq_id"]).to_numpy().argsort(kind="stable")[::-1]  # most selected digits first
+hits = hits.iloc[order]
+if hits.empty:
+    st.info(f"No sequence of the evaluation set ({len(df):,} sequences) contains the selected digits.")
+    st.stop()
+
+
+def link(seq_id: int) -> str:
+    return links.inspector_url(settings.eval_spec(s, seq_id, len(df)), s.checkpoint_name)
+
+
+listing = tables.with_links(hits, link)
+listing.insert(1, "selected digits", holding.reindex(listing["seq_id"]).to_numpy())
+st.dataframe(listing, hide_index=True, key="map_sequences", column_config={
+    "pred_sum": st.column_config.NumberColumn("pred_sum", format="%.3f"),
+    "error": st.column_config.NumberColumn("error", format="%+.3f"),
+    "abs_error": st.column_config.NumberColumn("abs_error", format="%.3f"),
+    "inspect": st.column_config.LinkColumn("inspect", display_text="open", help="Opens the sequence in the inspector")})
+st.caption(f"The {len(hits):,} sequences of the evaluation set that contain at least one selected digit.")

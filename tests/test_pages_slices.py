@@ -1,0 +1,292 @@
+"""The Slices and Digit map views and the Training page's checkpoint comparison through AppTest, and the
+slice filter they share: a slice chosen in Slices narrows Error analysis (tables, charts, CSV) and the
+inspector's Previous / Next / Jump to worst until Clear, and is dropped when the sidebar's set changes.
+
+The digit map's coordinates are written into core's disk cache by the test (the real UMAP takes up to a
+minute; core's own tests and the browser test cover it) and removed afterwards, so the view's wiring is
+checked in seconds. A plotly selection cannot be made in AppTest: the "Also select" pills take the
+same path (tests/test_browser_slices.py drags a box in a real browser).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.runtime.media_file_manager import MediaFileManager
+
+from core import evaluate, load_predictor
+from core.embeddings import digit_map
+from core.evaluate.embeddings import MAP_NAME
+from core.predict import cache as disk_cache
+from core.slices import compare_slices, digit_disagreements, find_error_slices
+from dashboard import cache, settings, slice_cache
+from tests.test_pages import by_label, open_page, plotly, table
+from tests.test_pages_trust import values
+from tests.test_training_page import click, spawned, stage, tiny_checkpoint  # noqa: F401 - a fixture
+from tests.test_training_page import open_page as open_training
+
+BIGGER = {"eval_lengths": "20,50,100", "eval_per_length": 12, "eval_seed": 3}  # 36 sequences, some wrong
+SLICED = {"eval_lengths": "20,50,100", "eval_per_length": 40, "eval_seed": 3}  # 120: room for slices of 20
+
+
+@pytest.fixture
+def env(checkpoint_dir, registry, monkeypatch):
+    monkeypatch.setenv("DIGITSUM_CHECKPOINT_DIR", str(checkpoint_dir))
+    return checkpoint_dir
+
+
+@pytest.fixture
+def csv_files(monkeypatch) -> dict:
+    """{file name: the bytes a download button would send}, for the deferred (callable) downloads."""
+    found, real = {}, MediaFileManager.add_deferred
+
+    def record(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        found[file_name] = data_callable
+        return real(self, data_callable, mimetype, coordinates, file_name=file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", record)
+    return found
+
+
+def current(at):
+    """(settings, the evaluation table) of the app's pre-seeded set, from the app's own caches."""
+    s = settings.read_settings(at.session_state, cache.list_checkpoints())
+    return s, cache.evaluation(s.checkpoint, s.lengths, s.per_length, s.seed, s.aside)
+
+
+def expected_slices(at, tolerance: int = 0, min_size=None) -> pd.DataFrame:
+    s, df = current(at)
+    suspects = cache.suspects(s.checkpoint)["index"].to_numpy()[: s.suspect_k]
+    return find_error_slices(df, tolerance=tolerance, min_size=min_size, suspects=suspects)
+
+
+def notices(at) -> list[str]:
+    return [i.value for i in at.info if i.value.startswith("Filtered to slice:")]
+
+
+# ----------------------------------------------------------------------------- the helpers
+
+def test_slice_helpers_filter_step_and_drop_a_slice_of_another_set():
+    s = settings.Settings(None, "a.pt", [5, 6], 10, 0, None)
+    state: dict = {}
+    settings.choose_slice(state, s, "length = 5", [7, 3, 9])
+    chosen = settings.active_slice(state, s)
+    assert chosen["seq_ids"] == [3, 7, 9] and chosen["rule"] == "length = 5"
+    df = pd.DataFrame({"seq_id": range(12)})
+    assert list(settings.apply_slice(df, chosen)["seq_id"]) == [3, 7, 9]
+    assert settings.apply_slice(df, None) is df
+    assert [settings.slice_step([3, 7, 9], c, d) for c, d in ((3, 1), (7, -1), (9, 1), (3, -1), (5, 1), (0, -1))] == \
+        [7, 3, 9, 3, 7, 0]
+    other = settings.Settings(None, "a.pt", [5, 6], 11, 0, None)  # another evaluation set
+    assert settings.active_slice(state, other) is None and settings.SLICE not in state
+    settings.choose_slice(state, s, "r", [1])
+    settings.clear_slice(state)
+    assert settings.SLICE not in state and state[settings.SLICE_WIDGETS] == 1
+
+
+# ----------------------------------------------------------------------------- slices
+
+def test_slices_view_shows_the_slices_and_its_controls_recompute_them(env):
+    at = open_page("views/slices.py", **SLICED)
+    assert [t.value for t in at.title] == ["Slices"]
+    expected = expected_slices(at)
+    assert len(expected) > 1, "the shipped model makes too few errors on this set to form slices"
+    shown = table(at, "slice_table_0")
+    assert list(shown.columns) == ["slice", "size", "error_rate", "error_coverage"]  # no seq_ids to the browser
+    assert list(shown["slice"]) == list(expected["slice"]) and list(shown["size"]) == list(expected["size"])
+    np.testing.assert_allclose(shown["error_rate"], expected["error_rate"])
+    bars = plotly(at, "slice_bars_0")["data"][0]
+    assert len(bars["y"]) == min(15, len(expected)) and bars["y"][0] == f"1. {expected['slice'].iloc[0]}"
+    assert not notices(at)
+
+    by_label(at.number_input, "Tolerance").set_value(1).run()
+    assert not at.exception
+    loose = expected_slices(at, tolerance=1)
+    if loose.empty:
+        assert at.success and "No slice stands out" in at.success[0].value
+    else:
+        assert list(table(at, "slice_table_0")["slice"]) == list(loose["slice"])
+    by_label(at.number_input, "Tolerance").set_value(0).run()
+    by_label(at.number_input, "Minimum slice size").set_value(12).run()
+    assert not at.exception
+    assert list(table(at, "slice_table_0")["slice"]) == list(expected_slices(at, min_size=12)["slice"])
+    assert (table(at, "slice_table_0")["size"] >= 12).all()
+
+
+def test_a_chosen_slice_filters_error_analysis_its_csv_and_the_inspector_until_clear(env, csv_files):
+    at = open_page("views/slices.py", **SLICED)
+    expected = expected_slices(at)
+    pick = expected.iloc[1]  # not the first: the row, not a default, decides
+    ids = sorted(int(i) for i in pick["seq_ids"])
+    by_label(at.selectbox, "Filter the other views to").set_value(pick["slice"]).run()
+    assert not at.exception
+    assert at.session_state[settings.SLICE]["seq_ids"] == ids
+    assert notices(at) == [f"Filtered to slice: `{pick['slice']}` ({len(ids):,} sequences, chosen in Slices)"]
+
+    at.switch_page("views/errors.py").run()
+    assert not at.exception and len(notices(at)) == 1
+    assert any(c.value.startswith(f"{len(ids):,} of {len(ids):,} sequences") for c in at.caption)
+    by_label(at.slider, "How many").set_value(200).run()
+    worst = table(at, "worst_table")
+    assert sorted(worst["seq_id"]) == ids
+    # Links still name rows of the whole set (not positions in the slice).
+    assert all(re.search(rf"[?&]index={i}(&|$)", link) for i, link in zip(worst["seq_id"], worst["inspect"]))
+    csv = pd.read_csv(io.BytesIO(csv_files["digitsum_filtered.csv"]()))
+    assert sorted(csv["seq_id"]) == ids
+
+    at.switch_page("views/inspector.py").run()  # no link: the slice's worst sequence
+    assert not at.exception and len(notices(at)) == 1
+    _, df = current(at)
+    worst_in_slice = int(evaluate.worst_sequences(df[df["seq_id"].isin(ids)], 1)["seq_id"].iloc[0])
+    assert at.query_params["index"] == str(worst_in_slice)
+    by_label(at.button, "Next").click().run()
+    after = [i for i in ids if i > worst_in_slice]
+    assert at.query_params["index"] == str(after[0] if after else worst_in_slice)
+    by_label(at.button, "Previous").click().run()
+    assert at.query_params["index"] == str(worst_in_slice)
+
+    by_label(at.button, "Clear").click().run()
+    assert not at.exception and not notices(at) and settings.SLICE not in at.session_state
+    by_label(at.button, "Next").click().run()
+    assert at.query_params["index"] == str(min(worst_in_slice + 1, 119))  # the whole set again
+    at.switch_page("views/errors.py").run()
+    assert not notices(at) and any(c.value.startswith("120 of 120 sequences") for c in at.caption)
+
+
+def test_a_slice_is_dropped_when_the_sidebar_set_changes(env):
+    at = open_page("views/slices.py", **SLICED)
+    rule = expected_slices(at)["slice"].iloc[0]
+    by_label(at.selectbox, "Filter the other views to").set_value(rule).run()
+    assert notices(at)
+    by_label(at.sidebar.number_input, "Per length").set_value(41).run()
+    assert not at.exception and not notices(at) and settings.SLICE not in at.session_state
+    assert by_label(at.selectbox, "Filter the other views to").value == "(the whole evaluation set)"
+
+
+# ----------------------------------------------------------------------------- digit map
+
+@pytest.fixture
+def map_files():
+    """Paths of digit-map files a test writes into the session's cache; removed afterwards (with the maps
+    the dashboard loaded), so no other test sees a synthetic map."""
+    written: list = []
+    yield written
+    for path in written:
+        path.unlink(missing_ok=True)
+    slice_cache._READY.clear()
+    slice_cache._digit_map.clear()
+
+
+def test_digit_map_starts_its_subprocess_then_shows_the_map_and_a_selection(env, map_files, monkeypatch):
+    started = []
+
+    class Recorded:  # stands in for subprocess.Popen: the command is recorded, nothing is run
+        returncode = None
+
+        def __init__(self, args, **kwargs):
+            started.append(args)
+
+        def poll(self):
+            return None
+
+    monkeypatch.setattr(slice_cache.subprocess, "Popen", Recorded)
+    monkeypatch.setattr(slice_cache._Jobs, "running", {})
+    at = open_page("views/digit_map.py", **BIGGER)
+    assert [t.value for t in at.title] == ["Digit map"]
+    path = str((env / "default.pt").resolve())
+    assert started == [[sys.executable, "-m", "scripts.digit_map", "--checkpoint", path]]
+    assert "Computing the digit map" in at.info[0].value and not at.get("plotly_chart")
+    at.run()
+    assert len(started) == 1  # one subprocess per checkpoint, however often the page reruns
+
+    # The subprocess's result: coordinates in core's cache (here one cluster per label).
+    predictor = load_predictor(path)
+    labels = cache.test_split()[1]
+    xy = np.stack([labels + 0.01 * np.arange(len(labels)) % 1, labels % 3], -1).astype(np.float32)
+    map_files.append(disk_cache.store_array(predictor.checkpoint_hash, MAP_NAME, "test", xy))
+    at.run()
+    assert not at.exception
+    chart = plotly(at, "digit_map")
+    names = [t["name"].split(" (")[0] for t in chart["data"]]
+    assert names == ["correct", "misread", "suspect label"]
+    assert chart["layout"]["dragmode"] == "select" and all(t["type"] == "scattergl" for t in chart["data"])
+    points = digit_map(predictor)
+    suspects = set(cache.suspects(path)["index"].head(30))
+    misread = [i for i, t, p in zip(points["index"], points["label"], points["pred"]) if t != p and i not in suspects]
+    assert chart["data"][1]["name"] == f"misread ({len(misread):,})"
+    assert chart["data"][2]["name"] == f"suspect label ({len(suspects):,})"
+    assert sorted(values(chart["data"][2]["customdata"])) == sorted(suspects)  # customdata: the test image index
+    assert "Select digits on the map" in at.info[0].value
+
+    by_label(at.pills, "Also select").set_value(["misread", "suspect label"]).run()
+    assert not at.exception
+    picked = sorted(set(misread) | suspects)
+    assert any(h.value.startswith(f"{len(picked):,} selected test digits") for h in at.subheader)
+    [grid] = at.get("image")
+    assert len(grid.captions) == min(len(picked), 60)
+    assert grid.captions[0].startswith(f"#{picked[0]}: ")
+    seqs = evaluate.evaluation_sequences([20, 50, 100], 12, 3)  # the same set, without a model
+    holding = [i for i in range(len(seqs)) if set(seqs.indices[i, : seqs.lengths[i]]) & set(picked)]
+    if holding:
+        [listed] = [d.value for d in at.dataframe]
+        assert sorted(listed["seq_id"]) == holding and listed["inspect"].str.startswith("inspector?src=eval").all()
+    else:
+        assert "No sequence of the evaluation set" in at.info[-1].value
+
+
+def test_digit_map_cli_fills_the_cache_and_names_a_bad_checkpoint(tmp_path, monkeypatch, capsys):
+    from core.evaluate import embeddings as core_embeddings
+    from scripts import digit_map as cli
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--checkpoint", str(tmp_path / "missing.pt")])
+    error = capsys.readouterr().err
+    assert exit_.value.code == 2 and error.startswith("error: ") and "missing.pt" in error and error.count("\n") == 1
+    path = tmp_path / "tiny.pt"
+    tiny_checkpoint(path, seed=5)
+    monkeypatch.setattr(core_embeddings, "project", lambda features: np.asarray(features[:, :2], np.float32))
+    assert cli.main(["--checkpoint", str(path)]) == 0
+    assert "10,000 test images" in capsys.readouterr().out
+    predictor = load_predictor(path)
+    assert disk_cache.load_array(predictor.checkpoint_hash, MAP_NAME, "test", (10_000, 2)) is not None
+
+
+# ----------------------------------------------------------------------------- comparison
+
+def test_comparison_lists_the_slices_that_differ_and_the_digits_one_reads_right(spawned, tmp_path):  # noqa: F811
+    base = tmp_path / "checkpoints" / "base.pt"
+    tiny_checkpoint(base, seed=0)
+    run = stage("succeeded", progress=1.0)
+    tiny_checkpoint(run.run_dir / "model.pt", seed=1)
+    from core.runs import registry as db
+
+    with db.tx() as conn:
+        db.update(conn, run.id, checkpoint=str(run.run_dir / "model.pt"))
+    at = open_training(eval_lengths="1-3", eval_per_length=20, eval_seed=0)
+    click(at, "Compare with the selected checkpoint")
+    assert any(m.value.startswith("**Where they differ**") for m in at.markdown)
+    a, b = load_predictor(base), load_predictor(run.run_dir / "model.pt")
+    table_a = evaluate.evaluation_set(a, [1, 2, 3], 20, 0)
+    table_b = evaluate.evaluation_set(b, [1, 2, 3], 20, 0)
+    compared = compare_slices(table_a, table_b).head(10)
+    if compared.empty:
+        assert any("No slice of this set" in c.value for c in at.caption)
+    else:
+        [shown] = at.table
+        assert list(shown.value.index) == list(compared["slice"])
+        assert "seq_ids" not in shown.value.columns and "difference (B − A)" in shown.value.columns
+    digits = digit_disagreements(a, b)
+    a_right = digits[digits["pred_a"] == digits["label"]]
+    b_right = digits[digits["pred_b"] == digits["label"]]
+    assert len(a_right) + len(b_right) == len(digits) > 0
+    assert any(c.value.startswith(f"A right, B wrong: {len(a_right):,}") for c in at.caption)
+    assert any(c.value.startswith(f"B right, A wrong: {len(b_right):,}") for c in at.caption)
+    grids = at.get("image")
+    assert [len(g.captions) for g in grids] == [min(len(x), 40) for x in (a_right, b_right) if len(x)]
+    first = a_right.iloc[0] if len(a_right) else b_right.iloc[0]
+    assert grids[0].captions[0].startswith(f"#{int(first['index'])}: {int(first['label'])}, read ")
