@@ -32,6 +32,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DIGITSUM_CACHE_DIR") or REPO_ROOT / "cache")
 
 
+def collection_dir() -> Path:
+    """Digits a user labelled by hand (core.collection): $DIGITSUM_COLLECTION_DIR, else collection/
+    (gitignored)."""
+    return Path(os.environ.get("DIGITSUM_COLLECTION_DIR") or REPO_ROOT / "collection")
+
+
 def code_version() -> str:
     """The package version plus the git commit, when the code runs from a checkout (stored in checkpoints)."""
     from core import __version__

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.data.splits import SPLITS
 from core.model import DigitSumModel, resolve_device
 from core.model.checkpoint import load_model
 from core.paths import DEFAULT_CHECKPOINT
@@ -213,7 +214,7 @@ class Predictor:
         Calibrated probabilities are softmax(logits / self.cnn_temperature). From the disk cache (filled on
         a miss; read-only, shared) when the predictor came from a file, else computed."""
         if split not in self._split_logits:
-            if self.checkpoint_hash is None:
+            if self.checkpoint_hash is None or split not in SPLITS:  # "mine" changes with every saved digit
                 return self.cnn_logits(cache.split_images(split)).numpy()
             self._split_logits[split] = cache.cached_logits(self.checkpoint_hash, split,
                                                             lambda images: self.cnn_logits(images).numpy())
