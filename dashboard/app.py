@@ -23,10 +23,13 @@ PAGES = {
     "Analysis": [
         st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
         st.Page("views/errors.py", title="Error analysis", icon=":material/troubleshoot:"),
+        st.Page("views/slices.py", title="Slices", icon=":material/splitscreen:"),
+        st.Page("views/digit_map.py", title="Digit map", icon=":material/scatter_plot:"),
         st.Page("views/inspector.py", title="Sequence inspector", icon=":material/pageview:"),
         st.Page("views/generator.py", title="Generator", icon=":material/casino:"),
         st.Page("views/calibration.py", title="Calibration", icon=":material/verified:"),
         st.Page("views/suspects.py", title="Suspect labels", icon=":material/label_off:"),
+        st.Page("views/handwriting.py", title="Write your own", icon=":material/draw:"),
     ],
     "Models": [
         st.Page("views/training.py", title="Training", icon=":material/model_training:"),

@@ -10,11 +10,15 @@ from core.paths import REPO_ROOT
 def test_public_imports():
     from core import load_predictor
     from core.data import load_mnist, split_arrays
+    from core.embeddings import digit_map
     from core.evaluate import evaluate_sequences, evaluation_set, headline_figures
+    from core.handwriting import read_digits
     from core.sequences import generate_sequences, parse_lengths
+    from core.slices import compare_slices, digit_disagreements, find_error_slices
 
     assert all(callable(f) for f in (load_predictor, load_mnist, split_arrays, generate_sequences, parse_lengths,
-                                     evaluation_set, evaluate_sequences, headline_figures))
+                                     evaluation_set, evaluate_sequences, headline_figures, digit_map, read_digits,
+                                     find_error_slices, compare_slices, digit_disagreements))
     assert parse_lengths("1-3,5") == [1, 2, 3, 5]
     from core.data.sequences import generate_sequences as moved
 

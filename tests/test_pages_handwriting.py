@@ -1,0 +1,168 @@
+"""The "Write your own" view through AppTest (tests/test_pages.py's router pattern), and its picture helpers.
+
+The upload path gets a PNG made here: a few MNIST test digits, inverted to dark ink and pasted on white
+paper at three times their size, the way a photo of handwriting looks. The shipped model must find them,
+read them and sum them right; a corrected label is saved to a private collection folder
+($DIGITSUM_COLLECTION_DIR) and comes back from core.collection with the correction.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.data import load_mnist, split_arrays
+from core.paths import REPO_ROOT
+from dashboard import handwriting_ui as ui
+from tests.test_pages import by_label, open_page
+
+VIEW = "views/handwriting.py"
+WANTED = (3, 5, 8)  # digits whose sum (16) a misreading would change
+
+
+@pytest.fixture
+def env(checkpoint_dir, registry, monkeypatch, tmp_path):
+    """The shipped model in the dashboard's checkpoint folder; an empty private collection folder."""
+    monkeypatch.setenv("DIGITSUM_CHECKPOINT_DIR", str(checkpoint_dir))
+    monkeypatch.setenv("DIGITSUM_COLLECTION_DIR", str(tmp_path / "collection"))
+    return checkpoint_dir
+
+
+@pytest.fixture(scope="module")
+def clear_digits(checkpoint_dir) -> tuple[np.ndarray, list[int]]:
+    """The first test image of each WANTED digit that the shipped model reads right with ≥ 99.9%."""
+    from core import load_predictor
+
+    images, labels = split_arrays(load_mnist(), "test")
+    images, labels = images[:300], labels[:300]
+    probs = load_predictor(checkpoint_dir / "default.pt", device="cpu").predict_digits(images[None])[0]
+    chosen = [next(i for i in range(len(labels)) if labels[i] == d and probs[i, d] >= 0.999) for d in WANTED]
+    return images[chosen], [int(labels[i]) for i in chosen]
+
+
+def paper_png(digits: np.ndarray, scale: int = 3, gap: int = 40) -> bytes:
+    """Dark digits on light paper: each MNIST digit inverted, enlarged and pasted side by side."""
+    size = 28 * scale
+    paper = np.full((size + 2 * gap, gap + len(digits) * (size + gap)), 245, np.uint8)  # off-white
+    for i, digit in enumerate(digits):
+        ink = np.asarray(Image.fromarray(255 - digit).resize((size, size), Image.Resampling.BILINEAR))
+        x = gap + i * (size + gap)
+        paper[gap:gap + size, x:x + size] = np.minimum(paper[gap:gap + size, x:x + size], ink)
+    buffer = io.BytesIO()
+    Image.fromarray(paper).convert("RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def upload(at, name: str, data: bytes, mime: str = "image/png"):
+    by_label(at.radio, "Source").set_value("Upload a photo").run()
+    assert not at.exception, [e.value for e in at.exception]
+    by_label(at.file_uploader, "A photo of handwritten digits (PNG or JPEG)").set_value((name, data, mime)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def label_boxes(at) -> list:
+    return [s for s in at.selectbox if s.label.startswith("Label of digit ")]
+
+
+# ----------------------------------------------------------------------------- the view
+
+def test_the_canvas_starts_empty_with_a_hint(env):
+    at = open_page(VIEW)
+    assert [t.value for t in at.title] == ["Write your own"]
+    assert by_label(at.radio, "Source").value == "Draw"
+    assert [i.value for i in at.info] == ["Draw a few digits above."]
+    assert not at.error and not at.metric
+
+
+def test_an_uploaded_photo_is_read_and_summed(env, clear_digits):
+    digits, truth = clear_digits
+    at = upload(open_page(VIEW), "digits.png", paper_png(digits))
+    assert not at.error
+    [picture, *crops] = at.image  # the photo with its boxes, then one crop per digit
+    assert f"{len(truth)} digits found" in picture.captions[0]
+    assert "inverted" in picture.captions[0]  # dark on light: core flipped it to MNIST's polarity
+    assert [c.captions[0] for c in crops] == [f"#{i + 1}" for i in range(len(truth))]
+    assert [s.value for s in label_boxes(at)] == truth  # each label starts at the model's first reading
+    assert any(m.value.startswith(f"**{truth[0]}** ") and "\n2nd " in m.value for m in at.markdown)
+    predicted = float(by_label(at.metric, "Predicted sum").value)
+    assert round(predicted) == sum(truth) == int(by_label(at.metric, "Sum of your labels").value)
+    assert by_label(at.metric, "P(exact)").value.endswith("%")
+    lo, hi = (int(v) for v in by_label(at.metric, "95% interval").value.split("–"))
+    assert lo <= sum(truth) <= hi
+    assert any(c.value.startswith("Your collection (") and " holds 0 digits;" in c.value for c in at.caption)
+
+
+def test_a_corrected_label_is_saved_to_the_collection(env, clear_digits):
+    from core.collection import load_collection
+    from core.handwriting import load_image, locate_digits
+
+    digits, truth = clear_digits
+    png = paper_png(digits)
+    at = upload(open_page(VIEW), "digits.png", png)
+    wrong = (truth[1] + 1) % 10  # say the user knows better for digit 2
+    label_boxes(at)[1].set_value(wrong).run()
+    assert int(by_label(at.metric, "Sum of your labels").value) == sum(truth) - truth[1] + wrong
+    assert any("1 corrected" in c.value for c in at.caption)
+    by_label(at.button, "Save corrected digits to my collection").click().run()
+    assert not at.exception
+    [done] = at.success
+    assert done.value.startswith(f"Saved {len(truth)} digits to ") and "collection" in done.value
+    assert any(f"collection/) holds {len(truth)} digits;" in c.value for c in at.caption)
+    assert by_label(at.button, "Save corrected digits to my collection").disabled  # never the same twice
+
+    images, labels = load_collection()
+    assert list(labels) == [truth[0], wrong, truth[2]]
+    np.testing.assert_array_equal(images, locate_digits(load_image(png)).digits)  # the crops the model saw
+
+
+def test_a_file_that_is_not_an_image_gets_one_line(env):
+    at = upload(open_page(VIEW), "photo.png", b"these bytes are not a picture")
+    [error] = at.error
+    assert error.value.startswith("Cannot read digits from this image: ") and "\n" not in error.value
+    assert not at.metric and not label_boxes(at)
+
+
+def test_a_blank_photo_gets_one_line(env):
+    blank = io.BytesIO()
+    Image.new("RGB", (300, 120), (250, 250, 250)).save(blank, format="JPEG")
+    at = upload(open_page(VIEW), "blank.jpg", blank.getvalue(), "image/jpeg")
+    [error] = at.error
+    assert error.value.startswith("Cannot read digits from this image: ") and "\n" not in error.value
+    assert not at.metric
+
+
+# ----------------------------------------------------------------------------- the picture helpers
+
+def test_boxed_image_numbers_each_box_in_the_model_colour():
+    image = np.zeros((100, 200), np.uint8)
+    boxes = np.array([[20, 30, 60, 90], [120, 30, 160, 90]])
+    out = ui.boxed_image(image, boxes)
+    assert out.shape == (100, 200, 3) and out.dtype == np.uint8
+    assert tuple(out[60, 18]) == ui.BOX_RGB and tuple(out[60, 162]) == ui.BOX_RGB  # left and right outlines
+    assert tuple(out[60, 90]) == (0, 0, 0)  # between the boxes: untouched
+    assert (out[:30, 20:60] == ui.BOX_RGB).all(axis=2).any()  # the number's tag above the first box
+    high = ui.boxed_image(image, np.array([[80, 2, 120, 98]]))  # no room above: the tag goes left of the box
+    assert (high[:, :76] == ui.BOX_RGB).all(axis=2).any() and not (high[:, 130:] == ui.BOX_RGB).all(axis=2).any()
+
+
+def test_boxed_image_shrinks_a_wide_photo_and_its_boxes():
+    image = np.full((500, 2000, 3), 255, np.uint8)
+    out = ui.boxed_image(image, np.array([[1000, 200, 1200, 400]]), max_width=500)
+    assert out.shape == (125, 500, 3)
+    assert tuple(out[75, 248]) == ui.BOX_RGB  # the outline moved with the image: x0 1000 -> 250
+
+
+def test_enlarge_keeps_the_pixels_and_top_readings_sort_them():
+    digit = np.arange(28 * 28, dtype=np.uint8).reshape(28, 28)
+    np.testing.assert_array_equal(ui.enlarge(digit, 3), np.kron(digit, np.ones((3, 3), np.uint8)))
+    probs = np.array([[0.1, 0.7, 0.2] + [0] * 7, [0] * 9 + [1.0]])
+    assert ui.top_readings(probs) == [[(1, 0.7), (2, 0.2)], [(9, 1.0), (0, 0.0)]]
+    assert ui.readings_text([(1, 0.7), (2, 0.004)]) == "**1** 70%  \n2nd 2 · 0.4%"
+    assert ui.image_key(digit) == ui.image_key(digit.copy()) != ui.image_key(digit[::-1])
+    assert ui.folder_name(REPO_ROOT / "collection") == "collection/"
+    assert ui.folder_name(Path("/srv/digits")) == "/srv/digits/"
