@@ -71,7 +71,7 @@ def load_image(data) -> np.ndarray:
                 im = ImageOps.exif_transpose(im)
                 return _to_array(im)
     except UnidentifiedImageError as error:
-        raise HandwritingError(f"not an image: expected PNG or JPEG data ({_one_line(error)})") from None
+        raise HandwritingError(f"not an image: expected PNG, JPEG, WebP or BMP data ({_one_line(error)})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise HandwritingError(f"the image is too large ({_one_line(error)}); at most "
                                f"{MAX_PIXELS // 1_000_000} MP") from None

@@ -101,7 +101,7 @@ def error_histogram(errors: pd.Series, bins: int = 80) -> go.Figure:
     return fig
 
 
-def pred_vs_true_figure(df: pd.DataFrame, max_points: int = 2500) -> go.Figure:
+def pred_vs_true_figure(df: pd.DataFrame, max_points: int = 1000) -> go.Figure:
     """Predicted vs true sum with the y = x diagonal. Up to `max_points` sequences are drawn as
     points (red when the rounded prediction is wrong); beyond that a 2-D histogram keeps the
     chart fast and honest about density."""

@@ -21,7 +21,7 @@ def misread_summary(true_digits, pred_digits, limit: int = 12) -> str:
     return f"Misread at step{'s' if len(wrong) > 1 else ''} {shown}{more}."
 
 
-def _pct(p) -> str:
+def pct(p) -> str:
     """A probability in a few characters: '93%', '0.4%', '<0.1%'."""
     p = 100 * float(p)
     return f"{p:.0f}%" if p >= 9.5 else f"{p:.1f}%" if p >= 0.1 else "<0.1%"
@@ -55,7 +55,7 @@ def digit_row_html(images: np.ndarray, true_digits, pred_digits, confidence, siz
             f'style="image-rendering:pixelated;border:3px solid {frame};border-radius:4px;"/>'
             f'<div style="font-size:0.75rem;line-height:1.15;">true {int(t)}<br/>'
             f'pred {int(p)}<br/>{100 * float(c):.0f}%'
-            + (f'<br/><span class="second" style="opacity:0.7;">2nd {int(alt[0])}<br/>{_pct(alt[1])}</span>'
+            + (f'<br/><span class="second" style="opacity:0.7;">2nd {int(alt[0])}<br/>{pct(alt[1])}</span>'
                if alt is not None else "") + '</div></div>')
     title = escape(f"{n} digits, {wrong} misread")
     return (f'<div class="digit-row" title="{title}" style="display:flex;gap:4px;overflow-x:auto;'

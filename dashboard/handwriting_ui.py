@@ -14,7 +14,7 @@ from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from core.handwriting import Reading, load_image, locate_digits
 from core.paths import REPO_ROOT
-from dashboard.digit_row import _pct as pct  # the inspector's '93%', '0.4%', '<0.1%'
+from dashboard.digit_row import pct as pct  # the inspector's '93%', '0.4%', '<0.1%'
 from dashboard.theme import COLORS
 
 BOX_RGB = ImageColor.getrgb(COLORS["pred"])  # the model's colour: these are the model's digits

@@ -139,8 +139,9 @@ SLICE, SLICE_WIDGETS = "eval_slice", "_slice_widgets"  # the slice; a counter th
 
 
 def set_key(s: Settings) -> tuple:
-    """What a slice's seq_ids refer to: the checkpoint and the evaluation set."""
-    return s.checkpoint_name, tuple(s.lengths), s.per_length, s.seed, s.aside
+    """The evaluation set's identity, which a slice's seq_ids and cached figures refer to: the checkpoint's
+    file version (a rewrite at the same path changes the suspect ranking, so the set) and the set's spec."""
+    return cache.file_key(s.checkpoint), tuple(s.lengths), s.per_length, s.seed, s.aside
 
 
 def choose_slice(state: MutableMapping, s: Settings, rule: str, seq_ids) -> None:

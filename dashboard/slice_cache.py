@@ -77,20 +77,15 @@ def _digit_map(key: FileKey) -> pd.DataFrame:
     return compute_digit_map(cache.predictor(Path(key[0])), split="test")  # from core's disk cache: fast
 
 
-_READY: set[FileKey] = set()  # checkpoint versions whose map this server has loaded
-
-
 def digit_map(path: Path) -> pd.DataFrame | None:
     """core.embeddings.digit_map of the test images once its coordinates are on disk (then it takes
-    milliseconds), else None: the map is never computed here, in a script thread."""
-    key = file_key(path)
-    if key not in _READY:
-        checkpoint_hash = cache.predictor(path).checkpoint_hash
-        shape = (len(cache.test_split()[1]), 2)
-        if checkpoint_hash is None or disk_cache.load_array(checkpoint_hash, MAP_NAME, "test", shape) is None:
-            return None
-        _READY.add(key)
-    return _digit_map(key)
+    milliseconds), else None: the map is never computed here, in a script thread. The disk is checked on
+    every call (a few ms), so an evicted entry or a deleted cache folder never leads to a computation."""
+    checkpoint_hash = cache.predictor(path).checkpoint_hash
+    shape = (len(cache.test_split()[1]), 2)
+    if checkpoint_hash is None or disk_cache.load_array(checkpoint_hash, MAP_NAME, "test", shape) is None:
+        return None
+    return _digit_map(file_key(path))
 
 
 class _Jobs:

@@ -101,15 +101,9 @@ def probe_markdown(probes: dict | None) -> list[str]:
             f"UMAP of the CNN's penultimate features of {m['points']:,} test digits: {m['seconds_cold']:.1f} s with an "
             f"empty cache, {m['seconds_cached']:.3f} s from the cache. Among each point's 10 nearest map neighbours, "
             f"{m['knn_agreement_mean']:.1%} share its label on average; for {m['knn_majority_share']:.1%} of points "
-            "most do.", "", "| target | measured | bound | met |", "|---|---:|---:|---|"]
+            "most do.", "", "## Targets for robustness and the digit map", "", "| target | measured | bound | met |",
+            "|---|---:|---:|---|"]
     out += [f"| {key} | {value:.4f} | {op} {bound} | {'yes' if ok else 'NO'} |" for key, value, op, bound, ok in
             probe_rows(probes)]
     return out
 
-
-if __name__ == "__main__":
-    import json
-    import sys
-
-    print(json.dumps(probe(Path(sys.argv[1] if len(sys.argv) > 1 else "checkpoints/default.pt"), rows=200), indent=2,
-                     default=float))

@@ -12,7 +12,10 @@ import time
 from core import load_predictor
 from core.data import DataError
 from core.embeddings import digit_map
+from core.evaluate.embeddings import MAP_NAME
 from core.model.checkpoint import CheckpointError
+from core.paths import cache_dir
+from core.predict import cache
 from scripts.cli import Parser
 
 
@@ -29,8 +32,11 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     try:
         points = digit_map(predictor, split=args.split)
-    except DataError as exc:
+    except (DataError, ValueError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if cache.load_array(predictor.checkpoint_hash, MAP_NAME, args.split, (len(points), 2)) is None:
+        print(f"error: the digit map could not be stored: is the cache folder {cache_dir()} writable?", file=sys.stderr)
         return 2
     print(f"digit map of {args.checkpoint}: {len(points):,} {args.split} images in {time.perf_counter() - start:.1f} s")
     return 0

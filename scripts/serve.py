@@ -55,7 +55,10 @@ def warm(checkpoint: Path | None, log=print) -> None:
             predictor = load_predictor(checkpoint, device="auto")
             for split in WARM_SPLITS:
                 predictor.split_logits(split)
-            warm_dashboard(checkpoint)
+            try:
+                warm_dashboard(checkpoint)
+            except Exception as exc:  # noqa: BLE001 - optional: the server must start whatever happens here
+                log(f"serve: dashboard warm-up skipped: {exc}")
     except (DataError, CheckpointError, OSError) as exc:
         log(f"serve: warm-up skipped: {exc}")
     log(f"serve: warmed up in {time.perf_counter() - start:.1f} s")

@@ -108,6 +108,8 @@ def test_a_corrected_label_is_saved_to_the_collection(env, clear_digits):
     label_boxes(at)[1].set_value(wrong).run()
     assert int(by_label(at.metric, "Sum of your labels").value) == sum(truth) - truth[1] + wrong
     assert any("1 corrected" in c.value for c in at.caption)
+    assert by_label(at.button, "Save corrected digits to my collection").disabled  # labels not confirmed yet
+    by_label(at.checkbox, "I have checked every label").check().run()
     by_label(at.button, "Save corrected digits to my collection").click().run()
     assert not at.exception
     [done] = at.success

@@ -71,8 +71,10 @@ def notices(at) -> list[str]:
 
 # ----------------------------------------------------------------------------- the helpers
 
-def test_slice_helpers_filter_step_and_drop_a_slice_of_another_set():
-    s = settings.Settings(None, "a.pt", [5, 6], 10, 0, None)
+def test_slice_helpers_filter_step_and_drop_a_slice_of_another_set(tmp_path):
+    checkpoint = tmp_path / "a.pt"
+    checkpoint.write_bytes(b"weights")
+    s = settings.Settings(checkpoint, "a.pt", [5, 6], 10, 0, None)
     state: dict = {}
     settings.choose_slice(state, s, "length = 5", [7, 3, 9])
     chosen = settings.active_slice(state, s)
@@ -82,8 +84,13 @@ def test_slice_helpers_filter_step_and_drop_a_slice_of_another_set():
     assert settings.apply_slice(df, None) is df
     assert [settings.slice_step([3, 7, 9], c, d) for c, d in ((3, 1), (7, -1), (9, 1), (3, -1), (5, 1), (0, -1))] == \
         [7, 3, 9, 3, 7, 0]
-    other = settings.Settings(None, "a.pt", [5, 6], 11, 0, None)  # another evaluation set
+    other = settings.Settings(checkpoint, "a.pt", [5, 6], 11, 0, None)  # another evaluation set
     assert settings.active_slice(state, other) is None and settings.SLICE not in state
+    settings.choose_slice(state, s, "r", [1])
+    replaced = tmp_path / "new.pt"
+    replaced.write_bytes(b"other weights")
+    replaced.replace(checkpoint)  # the same path, a new file: its suspects, so its set, may differ
+    assert settings.active_slice(state, s) is None
     settings.choose_slice(state, s, "r", [1])
     settings.clear_slice(state)
     assert settings.SLICE not in state and state[settings.SLICE_WIDGETS] == 1
@@ -178,7 +185,6 @@ def map_files():
     yield written
     for path in written:
         path.unlink(missing_ok=True)
-    slice_cache._READY.clear()
     slice_cache._digit_map.clear()
 
 

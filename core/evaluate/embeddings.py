@@ -1,6 +1,6 @@
 """The digit map: every image of a split as a point in 2-D, placed by what the CNN sees.
 
-The CNN's penultimate features (core.model.cnn: CNNEnsemble.features, 128 numbers per image before the
+The CNN's penultimate features (core.model.cnn: CNNEnsemble.features, 128 numbers per image and member before the
 classifier) are projected to 2-D with UMAP (umap-learn), so images the CNN reads alike sit together:
 a misread digit shows up inside the cluster of the digit it was read as, a suspect label among the
 points of its suggested class.
@@ -22,11 +22,12 @@ import pandas as pd
 import torch
 
 from core.data import load_mnist, split_arrays
+from core.data.splits import SPLITS
 from core.predict import cache
 from core.predict.calibration import softmax
 from core.predict.predictor import CNN_CHUNK
 
-MAP_NAME = "digitmap_umap1"  # the cache's name for the coordinates: change it when the projection changes
+MAP_NAME = "digitmap_umap2"  # the cache's name for the coordinates: change it when the projection changes
 N_NEIGHBORS = 15
 N_EPOCHS = 200
 RANDOM_STATE = 0
@@ -36,8 +37,8 @@ COLUMNS = ["index", "x", "y", "label", "pred", "conf", "correct"]
 
 @torch.inference_mode()
 def cnn_features(predictor, images: np.ndarray) -> np.ndarray:
-    """uint8 (n, 28, 28) -> float32 (n, C): the CNN's penultimate features (averaged over an ensemble's
-    members), CNN_CHUNK images at a time."""
+    """uint8 (n, 28, 28) -> float32 (n, C): the CNN's penultimate features (an ensemble's members side by
+    side), CNN_CHUNK images at a time."""
     cnn = predictor.model.cnn
     out = []
     for i in range(0, len(images), CNN_CHUNK):
@@ -79,7 +80,7 @@ def digit_map(predictor, split: str = "test", limit: int | None = None) -> pd.Da
     def compute() -> np.ndarray:
         return project(cnn_features(predictor, images))
 
-    if predictor.checkpoint_hash is None:  # built in memory: nothing to key a cache on
+    if predictor.checkpoint_hash is None or split not in SPLITS:  # in memory, or "mine" (changes with each save)
         xy = compute()
     else:
         name = MAP_NAME if limit is None else f"{MAP_NAME}_first{int(limit)}"

@@ -52,12 +52,13 @@ class CNNEnsemble(nn.Module):
         return torch.stack([m(x) for m in self.members])
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, 28, 28) -> (B, C) penultimate features (before each classifier), averaged over the
-        members: what the digit map (core.evaluate.embeddings) projects to 2-D."""
+        """(B, 1, 28, 28) -> (B, C * members) penultimate features (before each classifier), the members'
+        side by side (each learned its own feature space, so they are not averaged): what the digit map
+        (core.evaluate.embeddings) projects to 2-D."""
         if x.dim() != 4 or x.shape[1:] != (1, 28, 28):
             raise ValueError(f"CNN input must be (B, 1, 28, 28), got {tuple(x.shape)}")
         x = x.contiguous(memory_format=torch.channels_last)
-        return torch.stack([m.features(x) for m in self.members]).float().mean(0)
+        return torch.cat([m.features(x).float() for m in self.members], dim=1)
 
     def fuse_for_inference(self) -> CNNEnsemble:
         """Fold each BatchNorm into the conv before it (eval mode only; idempotent): the same outputs to

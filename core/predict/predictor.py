@@ -118,7 +118,7 @@ class Predictor:
     """A loaded checkpoint, ready to predict. The model is in eval mode and never changed after load."""
 
     def __init__(self, model: DigitSumModel, metadata: dict, device: torch.device, checkpoint_hash: str | None = None):
-        self._model = model.to(device).eval()
+        self._model = copy.deepcopy(model).to(device).eval()  # a copy: the caller's model stays trainable
         self._model.cnn.fuse_for_inference()  # BatchNorm folded into the convs: faster, same outputs
         for p in self._model.parameters():
             p.requires_grad_(False)

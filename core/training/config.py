@@ -87,6 +87,9 @@ class TrainConfig:
         for name in ("train_subset", "val_subset"):
             check(is_int(name, 0), name, "0 (all) or a positive count")
         check(is_int("head_views", 0, 16), "head_views", "an int in 0..16")
+        for name, hi in (("aug_rotate", 180), ("aug_scale", 0.5), ("aug_shift", 14), ("aug_shear", 1), ("aug_elastic", 5),
+                         ("aug_thickness", 1), ("aug_noise", 1)):
+            check(isinstance(getattr(self, name), (int, float)) and 0 <= getattr(self, name) <= hi, name, f"in [0, {hi}]")
         check(isinstance(self.init_cnn, str), "init_cnn", "a checkpoint path or empty")
         check(not self.init_cnn or Path(self.init_cnn).is_file(), "init_cnn", "an existing checkpoint file")
 

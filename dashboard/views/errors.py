@@ -55,7 +55,7 @@ if view.empty:
     st.stop()
 
 # Figures are built once per evaluation set and set of filtered rows (dashboard/figure_cache.py).
-set_key = (cache.file_key(s.checkpoint), tuple(s.lengths), s.per_length, s.seed, s.aside)
+set_key = settings.set_key(s)
 figures = figure_cache.error_figures(set_key, view, train)
 
 # ----------------------------------------------------------------------------- by length

@@ -120,8 +120,12 @@ def save() -> None:
         ss["hw_message"] = ("success", f"Saved {count} digit{'s' * (count != 1)} to {ui.folder_name(path.parent)}")
 
 
+# The boxes start at the model's readings: saving them unchecked would store the model's guesses as
+# truth, and any evaluation on the collection would flatter the model. The user confirms first.
+checked = st.checkbox("I have checked every label", key=f"hw_checked_{key}",
+                      help="The collection is ground truth for evaluation: confirm each box holds the digit you wrote.")
 st.button("Save corrected digits to my collection", icon=":material/save:", key="hw_save", on_click=save,
-          disabled=token in saved, help="Adds these crops with your labels to a local folder that the "
+          disabled=token in saved or not checked, help="Adds these crops with your labels to a local folder that the "
                                         "evaluation tools can use as an extra split.")
 kind, message = ss.pop("hw_message", (None, None))
 if kind:
