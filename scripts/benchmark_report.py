@@ -182,7 +182,7 @@ def trust_markdown(report: dict) -> list[str]:
         out += ["", f"## Headline figures with the top {suspects['k']} suspect labels set aside", "",
                 "An upper bound, not a performance figure: the ranking is the model's own doubt about each test "
                 "label, so the set aside holds every image the model misreads with confidence; a person reading "
-                "the top 30 would relabel about a third of them (README).", "",
+                "the top 30 would relabel about a quarter of them (README).", "",
                 "| figure | all test labels | suspects set aside |", "|---|---:|---:|"]
         for key, value in suspects["all"].items():
             out.append(f"| {key} | {_f(value)} | {_f(suspects['aside'][key])} |")
