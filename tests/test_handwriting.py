@@ -226,7 +226,7 @@ def test_pillows_decompression_bomb_guard_is_on(monkeypatch):
 
 
 @pytest.mark.parametrize("data, match", [
-    (b"not an image at all", "not an image: expected PNG or JPEG"),
+    (b"not an image at all", "not an image: expected PNG, JPEG"),
     (b"%PDF-1.4 a document", "not an image"),
     (42, "expected image bytes or a file path; got int"),
     ("/no/such/file.png", "image file not found"),

@@ -188,7 +188,8 @@ def map_files():
     slice_cache._digit_map.clear()
 
 
-def test_digit_map_starts_its_subprocess_then_shows_the_map_and_a_selection(env, map_files, monkeypatch):
+def test_digit_map_starts_its_subprocess_then_shows_the_map_and_a_selection(env, map_files, monkeypatch, tmp_path):
+    monkeypatch.setenv("DIGITSUM_CACHE_DIR", str(tmp_path / "cache"))  # no map yet, whatever ran before
     started = []
 
     class Recorded:  # stands in for subprocess.Popen: the command is recorded, nothing is run
