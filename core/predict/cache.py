@@ -9,7 +9,7 @@ else cache/, gitignored): `logits-<checkpoint sha256[:24]>-<data checksum>-<spli
   meta    a JSON string: format version, the full checkpoint sha256, the data checksum, the split, n,
           and the sha256 of the logits' bytes.
 
-Files are written atomically (core.io.atomic_write) and load in milliseconds. A file that cannot be
+Files are written atomically (core.io.savez_atomic) and load in milliseconds. A file that cannot be
 read, or whose key, shape, dtype or checksum does not match, is never trusted: `cached_logits` rebuilds
 it. Files are keyed by content, so a checkpoint rewritten at the same path gets a new file; deleting
 the folder is always safe.
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.io import atomic_write
+from core.io import savez_atomic
 from core.paths import cache_dir
 
 FORMAT = 1
@@ -93,13 +93,7 @@ def store_array(checkpoint_hash: str, name: str, split: str, array: np.ndarray) 
     array = np.ascontiguousarray(array, dtype=np.float32)
     path = cache_path(checkpoint_hash, split, name)
     meta = json.dumps(_meta(checkpoint_hash, split, array, name), sort_keys=True)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as handle:  # a handle: np.savez would append .npz to a bare file name
-            np.savez(handle, **{name: array}, meta=np.array(meta))
-
-    atomic_write(path, write)
-    return path
+    return savez_atomic(path, **{name: array}, meta=np.array(meta))
 
 
 def cached_array(checkpoint_hash: str, name: str, split: str, shape: tuple[int, ...],
