@@ -67,6 +67,11 @@ def probe(path: Path, rows: int = 1000) -> dict:
             "digit_map": digit_map_cost(path)}
 
 
+def meets(op: str, value: float, bound: float) -> bool:
+    """Whether `value` meets a target `op bound` (op: "<=", ">=" or ">"): the benchmark's one check."""
+    return {"<=": value <= bound, ">=": value >= bound, ">": value > bound}[op]
+
+
 def probe_rows(probes: dict) -> list[tuple[str, float, str, float, bool]]:
     r, m = probes["robustness"], probes["digit_map"]
     measured = {"corruption_mean": r["corruptions"]["mean"], "row_count_accuracy": r["rows"]["count_accuracy"],
@@ -75,8 +80,7 @@ def probe_rows(probes: dict) -> list[tuple[str, float, str, float, bool]]:
     rows = []
     for key, (op, bound) in PROBE_TARGETS.items():
         value = measured[key]
-        ok = {"<=": value <= bound, ">=": value >= bound, ">": value > bound}[op]
-        rows.append((key, value, op, bound, ok))
+        rows.append((key, value, op, bound, meets(op, value, bound)))
     return rows
 
 

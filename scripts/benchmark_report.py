@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from core.evaluate import ORIGINAL_MAE
-from scripts.benchmark_probes import probe_markdown
+from scripts.benchmark_probes import meets, probe_markdown
 
 TARGETS = {  # the default checkpoint's targets (issue 10 for accuracy and speed)
     "original_mae": ("<=", 0.05), "original_exact": (">=", 0.985), "exact_at_100": (">=", 0.85),
@@ -78,8 +78,7 @@ def target_rows(result: dict) -> list[tuple[str, float, str, float, bool]]:
         value = measured.get(key)
         if value is None:
             continue
-        ok = value <= bound if op == "<=" else value >= bound
-        rows.append((key, value, op, bound, ok))
+        rows.append((key, value, op, bound, meets(op, value, bound)))
     return rows
 
 

@@ -136,7 +136,7 @@ def time_dashboard() -> dict[str, float]:
     log_path = scratch / "server.log"
     env = {"DIGITSUM_CACHE_DIR": str(scratch / "cache"), "DIGITSUM_RUNS_DIR": str(scratch / "runs")}
     timings: dict[str, float] = {}
-    # The digit map is computed once per checkpoint (scripts.digit_map, about 30 s): before the clock starts.
+    # The digit map is computed once per checkpoint (scripts.digit_map, about 12 s): before the clock starts.
     subprocess.run([sys.executable, "-m", "scripts.digit_map", "--checkpoint", str(DEFAULT_CHECKPOINT)],
                    env={**os.environ, **env}, check=True, capture_output=True, timeout=600)
     start = time.perf_counter()

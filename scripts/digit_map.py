@@ -13,6 +13,7 @@ from core import load_predictor
 from core.data import DataError
 from core.embeddings import digit_map
 from core.evaluate.embeddings import MAP_NAME
+from core.model import DEVICES
 from core.model.checkpoint import CheckpointError
 from core.paths import cache_dir
 from core.predict import cache
@@ -23,7 +24,7 @@ def main(argv=None) -> int:
     parser = Parser(prog="python -m scripts.digit_map", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="checkpoints/default.pt", help="checkpoint file to map")
     parser.add_argument("--split", default="test", choices=["test", "val"], help="which images to map")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    parser.add_argument("--device", default="auto", choices=DEVICES, help="auto: cuda, then mps, then cpu")
     args = parser.parse_args(argv)
     try:
         predictor = load_predictor(args.checkpoint, device=args.device)
