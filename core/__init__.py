@@ -4,7 +4,7 @@
     p = load_predictor("checkpoints/default.pt", device="auto")
 """
 
-__version__ = "0.1.0"
+from core.constants import VERSION as __version__
 __all__ = ["load_predictor", "__version__"]
 
 

@@ -6,6 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from core.constants import VERSION
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS_DIR = REPO_ROOT / "checkpoints"  # the shipped models (tracked in git)
 DEFAULT_CHECKPOINT = CHECKPOINTS_DIR / "default.pt"
@@ -40,12 +42,10 @@ def collection_dir() -> Path:
 
 def code_version() -> str:
     """The package version plus the git commit, when the code runs from a checkout (stored in checkpoints)."""
-    from core import __version__
-
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
                              cwd=REPO_ROOT)  # fmt: skip
         sha = out.stdout.strip() if out.returncode == 0 else ""
     except (OSError, subprocess.SubprocessError):
         sha = ""
-    return f"{__version__}+{sha}" if sha else __version__
+    return f"{VERSION}+{sha}" if sha else VERSION

@@ -24,8 +24,8 @@ import streamlit as st
 from core import evaluate, load_predictor, paths, runs
 from core.data import load_mnist, split_arrays
 from core.data.sequences import generate_sequences
-from core.evaluate import calibration
-from core.label_issues import suspect_labels
+from core.evaluate import reliability
+from core.evaluate import suspect_labels
 from core.paths import REPO_ROOT
 from dashboard.links import SequenceSpec
 
@@ -199,11 +199,11 @@ def suspects(path: Path) -> pd.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=12)
 def _digit_calibration(key: FileKey, aside: int) -> dict:
     exclude = _set_aside(key, aside) if aside > 0 else None
-    return calibration.digit_calibration(_predictor(key), exclude=exclude, tables=True)
+    return reliability.digit_calibration(_predictor(key), exclude=exclude, tables=True)
 
 
 def digit_calibration(path: Path, aside: int = 0) -> dict:
-    """core.evaluate.calibration.digit_calibration's figures on the test images (without the `aside` most
+    """core.evaluate.reliability.digit_calibration's figures on the test images (without the `aside` most
     suspect ones), plus each side's reliability table: keys before, after, before_table, after_table, images."""
     return _digit_calibration(file_key(path), int(aside))
 

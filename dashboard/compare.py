@@ -1,6 +1,6 @@
 """The Training page's comparison of two checkpoints, past the by-length table: the slices whose error rates
-differ most (core.slices.compare_slices on the same evaluation set), and the test digits that one reads
-right and the other wrong (core.slices.digit_disagreements), drawn as images."""
+differ most (core.evaluate.slices.compare_slices on the same evaluation set), and the test digits that one reads
+right and the other wrong (core.evaluate.slices.digit_disagreements), drawn as images."""
 
 from __future__ import annotations
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.embeddings import digit_map as compute_digit_map
+from core.evaluate import digit_map as compute_digit_map
 from core.evaluate.embeddings import MAP_NAME  # the name core caches the map's coordinates under
 from core.paths import REPO_ROOT
 from core.predict import cache as disk_cache
-from core.slices import compare_slices, digit_disagreements, find_error_slices
+from core.evaluate import compare_slices, digit_disagreements, find_error_slices
 from dashboard import cache
 from dashboard.cache import FileKey, file_key
 
@@ -39,7 +39,7 @@ def _error_slices(key: FileKey, lengths: tuple[int, ...], per_length: int, seed:
 
 
 def error_slices(s, tolerance: int = 0, min_size: int | None = None) -> pd.DataFrame:
-    """core.slices.find_error_slices on the sidebar's evaluation set (settings `s`), worst first, with the
+    """core.evaluate.slices.find_error_slices on the sidebar's evaluation set (settings `s`), worst first, with the
     sidebar's k most suspect images as the suspects: slice, size, error_rate, error_coverage, seq_ids."""
     return _error_slices(file_key(s.checkpoint), tuple(s.lengths), int(s.per_length), int(s.seed), int(s.aside),
                          int(tolerance), None if min_size is None else int(min_size), int(s.suspect_k))
@@ -56,7 +56,7 @@ def _compared_slices(key_a: FileKey, key_b: FileKey, lengths: tuple[int, ...], p
 
 
 def compared_slices(path_a: Path, path_b: Path, lengths, per_length: int, seed: int) -> pd.DataFrame:
-    """core.slices.compare_slices of two checkpoints on the same evaluation set, largest |difference| first."""
+    """core.evaluate.slices.compare_slices of two checkpoints on the same evaluation set, largest |difference| first."""
     return _compared_slices(file_key(path_a), file_key(path_b), tuple(lengths), int(per_length), int(seed))
 
 
@@ -66,7 +66,7 @@ def _disagreements(key_a: FileKey, key_b: FileKey) -> pd.DataFrame:
 
 
 def disagreements(path_a: Path, path_b: Path) -> pd.DataFrame:
-    """core.slices.digit_disagreements on the test images: index, label, pred_a, pred_b, conf_a, conf_b."""
+    """core.evaluate.slices.digit_disagreements on the test images: index, label, pred_a, pred_b, conf_a, conf_b."""
     return _disagreements(file_key(path_a), file_key(path_b))
 
 
@@ -78,7 +78,7 @@ def _digit_map(key: FileKey) -> pd.DataFrame:
 
 
 def digit_map(path: Path) -> pd.DataFrame | None:
-    """core.embeddings.digit_map of the test images once its coordinates are on disk (then it takes
+    """core.evaluate.embeddings.digit_map of the test images once its coordinates are on disk (then it takes
     milliseconds), else None: the map is never computed here, in a script thread. The disk is checked on
     every call (a few ms), so an evicted entry or a deleted cache folder never leads to a computation."""
     checkpoint_hash = cache.predictor(path).checkpoint_hash

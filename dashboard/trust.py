@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from core import evaluate
-from core.evaluate import calibration
+from core.evaluate import reliability
 
 
 def has_distribution(df: pd.DataFrame) -> bool:
@@ -70,7 +70,7 @@ def thin(curve: pd.DataFrame, max_points: int = 1500) -> pd.DataFrame:
 def selective(df: pd.DataFrame, threshold: float) -> dict[str, float]:
     """At a p_exact threshold: coverage and exact-match of the kept sequences (at_threshold), and the
     number handed over (below the threshold)."""
-    kept = calibration.at_threshold(df, threshold)
+    kept = reliability.at_threshold(df, threshold)
     return {**kept, "below": int(len(below_p_exact(df, threshold)))}
 
 

@@ -13,7 +13,7 @@ SIDES = {"before": COLORS["muted"], "after": COLORS["pred"]}  # uncalibrated, ca
 
 
 def reliability_figure(tables: dict[str, pd.DataFrame], eces: dict[str, float], what: str) -> go.Figure:
-    """Accuracy against mean confidence per bin (core.evaluate.calibration.reliability), one line per
+    """Accuracy against mean confidence per bin (core.evaluate.reliability.reliability), one line per
     side ("before" / "after" calibration), with the diagonal a calibrated model would follow. Marker
     size grows with the bin's count; hover gives the count."""
     fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
@@ -34,7 +34,7 @@ def reliability_figure(tables: dict[str, pd.DataFrame], eces: dict[str, float], 
 
 def risk_coverage_figure(curve: pd.DataFrame, threshold: float | None = None) -> go.Figure:
     """Risk (error rate of the kept sequences) against coverage, surest sequences first
-    (core.evaluate.calibration.risk_coverage); a marker where p_exact crosses `threshold`."""
+    (core.evaluate.reliability.risk_coverage); a marker where p_exact crosses `threshold`."""
     fig = go.Figure(go.Scatter(x=curve["coverage"], y=curve["risk"], mode="lines", name="risk",
                                line_color=COLORS["pred"], customdata=curve["threshold"],
                                hovertemplate="coverage %{x:.1%}<br>risk %{y:.2%}<br>p_exact ≥ %{customdata:.3f}"

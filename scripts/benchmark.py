@@ -23,11 +23,11 @@ import numpy as np
 from core import load_predictor
 from core.data import load_mnist, split_arrays
 from core.evaluate import ORIGINAL_PROTOCOL, by_length, digit_accuracy, evaluation_set, headline_figures, trust
-from core.evaluate.label_issues import TOP_K
+from core.constants import SUSPECT_K
 from core.io import write_text_atomic
-from core.label_issues import suspect_labels
+from core.evaluate import suspect_labels
 from core.model import HEADS
-from core.sequences import generate_sequences, parse_lengths
+from core.data import generate_sequences, parse_lengths
 from scripts.benchmark_report import render_markdown
 from scripts.cli import Parser
 
@@ -82,7 +82,7 @@ def original_protocol(predictor) -> dict:
 
 def trust_figures(predictor, per_length: int, seed: int) -> dict | None:
     """Calibration, point choices, cost and calibrators, for heads with a distribution over the sum."""
-    if predictor.head not in ("lstm", "argmax-sum"):
+    if not has_distribution(predictor.head):
         return None
     return {"calibration": trust.calibration_figures(predictor, per_length, seed),
             "points": trust.point_choices(predictor, per_length, seed),
@@ -107,11 +107,11 @@ def benchmark_head(head: str, path: Path, lengths: list[int], per_length: int, s
 
 
 def suspects_both_ways(path: Path) -> dict:
-    """The headline figures with all test labels, and with the TOP_K most suspect images set aside."""
+    """The headline figures with all test labels, and with the SUSPECT_K most suspect images set aside."""
     predictor = load_predictor(path, device="cpu")
     ranked = suspect_labels(predictor)
-    aside = ranked["index"].to_numpy()[:TOP_K]
-    return {"k": TOP_K, "checkpoint": str(path), "top": ranked.head(TOP_K).to_dict(orient="records"),
+    aside = ranked["index"].to_numpy()[:SUSPECT_K]
+    return {"k": SUSPECT_K, "checkpoint": str(path), "top": ranked.head(SUSPECT_K).to_dict(orient="records"),
             "all": headline_figures(predictor), "aside": headline_figures(predictor, exclude=aside)}
 
 

@@ -35,7 +35,7 @@ def digit_map_cost(path: Path) -> dict:
     the share of points whose 10 nearest map neighbours mostly share their label."""
     from sklearn.neighbors import NearestNeighbors
 
-    from core.embeddings import digit_map
+    from core.evaluate import digit_map
     from core.predict import cache
 
     before = os.environ.get("DIGITSUM_CACHE_DIR")

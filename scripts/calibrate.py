@@ -10,7 +10,7 @@ import sys
 
 from core.data import DataError
 from core.model.checkpoint import CheckpointError
-from core.predict.calibration import calibrate_checkpoint
+from core.training.fit_calibration import calibrate_checkpoint
 from scripts.cli import Parser
 
 

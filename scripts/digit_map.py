@@ -1,4 +1,4 @@
-"""Compute a checkpoint's digit map (core.embeddings.digit_map) once and leave it in the disk cache.
+"""Compute a checkpoint's digit map (core.evaluate.embeddings.digit_map) once and leave it in the disk cache.
 
     python -m scripts.digit_map --checkpoint checkpoints/default.pt
 
@@ -11,7 +11,7 @@ import time
 
 from core import load_predictor
 from core.data import DataError
-from core.embeddings import digit_map
+from core.evaluate import digit_map
 from core.evaluate.embeddings import MAP_NAME
 from core.model import DEVICES
 from core.model.checkpoint import CheckpointError

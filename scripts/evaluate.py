@@ -12,7 +12,7 @@ from core import load_predictor
 from core.evaluate import by_length, evaluation_set, summary
 from core.io import write_text_atomic
 from core.model.checkpoint import CheckpointError
-from core.sequences import parse_lengths
+from core.data import parse_lengths
 from scripts.cli import Parser
 
 

@@ -15,7 +15,7 @@ from core.evaluate import evaluate_sequences
 from core.images import png_bytes, strip_image
 from core.io import write_bytes_atomic, write_text_atomic
 from core.model.checkpoint import CheckpointError
-from core.sequences import generate_sequences
+from core.data import generate_sequences
 from scripts.cli import Parser
 
 

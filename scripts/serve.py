@@ -25,7 +25,7 @@ from scripts.cli import Parser
 APP = REPO_ROOT / "dashboard" / "app.py"
 # What the dashboard's pages import: loaded here once, before the first page asks for them.
 PRELOAD = ("torch", "numpy", "pandas", "scipy.optimize", "altair", "plotly.graph_objects", "plotly.subplots",
-           "cleanlab.filter", "cleanlab.rank", "core.data", "core.evaluate", "core.evaluate.calibration",
+           "cleanlab.filter", "cleanlab.rank", "core.data", "core.evaluate", "core.evaluate.reliability",
            "core.evaluate.label_issues", "core.predict", "core.runs")
 WARM_SPLITS = ("test", "val")
 

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from core.data import evaluation_sequences
 from core import evaluate
 from tests.test_browser import assert_clean, browser, server, settle, shoot  # noqa: F401 - fixtures
 
@@ -60,7 +61,7 @@ def test_suspect_labels_view_and_the_aside_switch(server, browser):  # noqa: F81
     buttons = page.locator("[data-testid='stMain'] button", has_text=re.compile(r"^#\d+$"))
     images = list(dict.fromkeys(int(t.strip()[1:]) for t in buttons.all_inner_texts()))  # in rank order
     assert len(images) == 30
-    seqs = evaluate.evaluation_sequences(LENGTHS, PER_LENGTH, SEED)  # the same set, without a model
+    seqs = evaluation_sequences(LENGTHS, PER_LENGTH, SEED)  # the same set, without a model
     used = [i for i in images if (seqs.indices == i).any()]
     assert used, "the evaluation set uses none of the 30 most suspect images"
     page.get_by_role("button", name=f"#{used[0]}", exact=True).first.click()

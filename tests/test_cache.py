@@ -15,7 +15,8 @@ import torch
 
 from core import load_predictor
 from core.data import load_mnist, split_arrays
-from core.evaluate import evaluate_sequences, evaluation_sequences
+from core.data import evaluation_sequences
+from core.evaluate import evaluate_sequences
 from core.model import DigitSumModel, ModelConfig
 from core.model.checkpoint import load_model, save_checkpoint
 from core.predict import Predictor, cache

@@ -76,14 +76,14 @@ def test_trust_figures_and_interval_table():
 
 
 def test_reliability_and_risk_coverage_figures(results):
-    from core.evaluate import calibration
+    from core.evaluate import reliability
 
-    table = calibration.reliability(results["p_exact"], results["exact"])
+    table = reliability.reliability(results["p_exact"], results["exact"])
     fig = trust_charts.reliability_figure({"before": table, "after": table}, {"before": 0.1, "after": 0.02}, "x")
     assert [t.name for t in fig.data] == ["perfectly calibrated", "before calibration (ECE 10.00%)",
                                           "after calibration (ECE 2.00%)"]
     assert len(fig.data[1].x) == int((table["n"] > 0).sum())
-    curve = calibration.risk_coverage(results)
+    curve = reliability.risk_coverage(results)
     fig = trust_charts.risk_coverage_figure(curve, 0.5)
     kept = curve[curve["threshold"] >= 0.5]
     assert fig.data[1].x[0] == pytest.approx(kept["coverage"].iloc[-1])

@@ -1,4 +1,4 @@
-"""core.embeddings.digit_map: a 2-D map of the test digits from the CNN's penultimate features that keeps
+"""core.evaluate.embeddings.digit_map: a 2-D map of the test digits from the CNN's penultimate features that keeps
 the classes apart (most points' 10 nearest neighbours share their label), cached per checkpoint.
 
 The map of all 10,000 test digits is the benchmark's to time; here the first 2,000 of them, on a copy
@@ -12,7 +12,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from core import load_predictor
 from core.data import load_mnist, split_arrays
-from core.embeddings import digit_map
+from core.evaluate import digit_map
 from core.evaluate import embeddings
 from core.predict import Predictor, cache
 

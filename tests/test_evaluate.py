@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.data import evaluation_sequences
 from core import evaluate
-from core.sequences import generate_sequences, parse_lengths
+from core.data import generate_sequences, parse_lengths
 
 LABELS = np.random.default_rng(0).integers(0, 10, size=3000).astype(np.uint8)
 IMAGES = np.zeros((3000, 28, 28), dtype=np.uint8)
@@ -110,10 +111,10 @@ def test_parse_lengths():
 
 def test_evaluation_sets_of_neighbouring_seeds_do_not_overlap():
     # Seeding each length with seed + length made (seed 0, length 6) and (seed 1, length 5) one stream.
-    a = evaluate.evaluation_sequences([5, 6], 50, seed=0, labels=LABELS)
-    b = evaluate.evaluation_sequences([5, 6], 50, seed=1, labels=LABELS)
+    a = evaluation_sequences([5, 6], 50, seed=0, labels=LABELS)
+    b = evaluation_sequences([5, 6], 50, seed=1, labels=LABELS)
     stream_a6, stream_b5 = a.digits[a.lengths == 6].ravel()[:250], b.digits[b.lengths == 5][:, :5].ravel()
     assert (stream_a6 == stream_b5).mean() < 0.3  # independent draws agree on about 10% of digits
     # ... while adding a length leaves the other lengths' rows unchanged.
-    c = evaluate.evaluation_sequences([5, 6, 9], 50, seed=0, labels=LABELS)
+    c = evaluation_sequences([5, 6, 9], 50, seed=0, labels=LABELS)
     np.testing.assert_array_equal(c.indices[c.lengths == 5][:, :5], a.indices[a.lengths == 5][:, :5])

@@ -19,11 +19,12 @@ import pandas as pd
 import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 
+from core.data import evaluation_sequences
 from core import evaluate, load_predictor
-from core.embeddings import digit_map
+from core.evaluate import digit_map
 from core.evaluate.embeddings import MAP_NAME
 from core.predict import cache as disk_cache
-from core.slices import compare_slices, digit_disagreements, find_error_slices
+from core.evaluate import compare_slices, digit_disagreements, find_error_slices
 from dashboard import cache, settings, slice_cache
 from tests.test_pages import by_label, open_page, plotly, table
 from tests.test_pages_trust import values
@@ -237,7 +238,7 @@ def test_digit_map_starts_its_subprocess_then_shows_the_map_and_a_selection(env,
     [grid] = at.get("image")
     assert len(grid.captions) == min(len(picked), 60)
     assert grid.captions[0].startswith(f"#{picked[0]}: ")
-    seqs = evaluate.evaluation_sequences([20, 50, 100], 12, 3)  # the same set, without a model
+    seqs = evaluation_sequences([20, 50, 100], 12, 3)  # the same set, without a model
     holding = [i for i in range(len(seqs)) if set(seqs.indices[i, : seqs.lengths[i]]) & set(picked)]
     if holding:
         [listed] = [d.value for d in at.dataframe]

@@ -12,8 +12,9 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from core.data import evaluation_sequences
 from core import evaluate
-from core.evaluate import calibration
+from core.evaluate import reliability
 from core.model import DigitSumModel, ModelConfig
 from core.model.checkpoint import save_checkpoint
 from dashboard.theme import COLORS
@@ -70,11 +71,11 @@ def test_calibration_view_reliability_risk_coverage_and_threshold(env):
     for threshold in (0.0, 1.0, 0.9):
         by_label(at.slider, "p_exact threshold").set_value(threshold).run()
         assert not at.exception
-        expected = calibration.at_threshold(df, threshold)
+        expected = reliability.at_threshold(df, threshold)
         assert by_label(at.metric, "Coverage").value == f"{expected['coverage']:.1%}"
         marker = plotly(at, "risk_coverage")["data"][1]
         assert marker["name"] == f"p_exact ≥ {threshold:.2f}"
-    assert by_label(at.metric, "AURC").value == f"{calibration.aurc(calibration.risk_coverage(df)):.4f}"
+    assert by_label(at.metric, "AURC").value == f"{reliability.aurc(reliability.risk_coverage(df)):.4f}"
 
 
 def test_calibration_sends_the_threshold_to_error_analysis(env):
@@ -102,7 +103,7 @@ def test_suspect_grid_shows_k_images_and_lists_the_sequences_of_one(env):
     assert len(buttons) == 30 and len(at.get("image")) == 30
     assert at.info and "Click an image" in at.info[0].value
     images = [int(b.label[1:]) for b in buttons]
-    seqs = evaluate.evaluation_sequences([20, 50, 100], 12, 3)  # the same set, without any model
+    seqs = evaluation_sequences([20, 50, 100], 12, 3)  # the same set, without any model
     holds = {i: [s for s in range(len(seqs)) if i in seqs.indices[s, : seqs.lengths[s]]] for i in images}
     assert 0 < sum(1 for v in holds.values() if v) < 30
     assert f"uses **{sum(1 for v in holds.values() if v)}** of these 30 images" in at.caption[1].value

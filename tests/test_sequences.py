@@ -1,4 +1,4 @@
-"""core.sequences: determinism, correct sums, constraints, and split hygiene."""
+"""core.data.sequences: determinism, correct sums, constraints, and split hygiene."""
 
 import time
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.data import load_mnist, split_arrays
-from core.sequences import generate_sequences
+from core.data import generate_sequences
 
 RNG_LABELS = np.random.default_rng(0).integers(0, 10, size=2000).astype(np.uint8)
 

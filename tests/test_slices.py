@@ -1,4 +1,4 @@
-"""core.slices: error slices find a planted failure and name it, on a real evaluation table of the shipped
+"""core.evaluate.slices: error slices find a planted failure and name it, on a real evaluation table of the shipped
 checkpoint; every slice is what it says; comparisons of two models and their digit disagreements.
 
 The table is an evaluation set of lengths 5, 10, 50 and 100, plus 80 long sequences without a single 7
@@ -14,11 +14,12 @@ import torch
 from core import load_predictor
 from core.data import load_mnist, split_arrays
 from core.data.sequences import generate_sequences
-from core.evaluate import concat_sequences, evaluate_sequences, evaluation_set
+from core.data import concat_sequences
+from core.evaluate import evaluate_sequences, evaluation_set
 from core.model import DigitSumModel, ModelConfig
 from core.model.checkpoint import save_checkpoint
-from core.predict.calibration import softmax
-from core.slices import compare_slices, digit_disagreements, find_error_slices
+from core.predict.temperature import softmax
+from core.evaluate import compare_slices, digit_disagreements, find_error_slices
 
 COLUMNS = ["slice", "size", "error_rate", "error_coverage", "seq_ids"]
 

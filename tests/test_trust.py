@@ -9,12 +9,13 @@ import pytest
 
 from core import load_predictor
 from core.data import load_mnist, split_arrays
-from core.evaluate import evaluation_sequences, evaluation_set, mark_suspects
-from core.evaluate.calibration import aurc, digit_metrics, ece, exact_at_coverage, risk_coverage, sum_calibration
-from core.label_issues import suspect_labels
+from core.data import evaluation_sequences
+from core.evaluate import evaluation_set, mark_suspects
+from core.evaluate.reliability import aurc, digit_metrics, ece, exact_at_coverage, risk_coverage, sum_calibration
+from core.evaluate import suspect_labels
 from core.model.checkpoint import read_metadata
 from core.predict import sum_distribution as sd
-from core.predict.calibration import fit_margin, fit_temperature, margin_for, nll
+from core.predict.temperature import fit_margin, fit_temperature, margin_for, nll
 
 
 def random_steps(rng, length: int) -> np.ndarray:

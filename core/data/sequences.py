@@ -22,6 +22,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from core.data.mnist import load_mnist
+from core.data.splits import split_arrays
+from core.seeds import derive_seed
+
 MAX_LENGTH = 5000
 
 
@@ -77,7 +81,10 @@ def _check_sum(target_sum, sum_range) -> tuple[int, int] | None:
             raise ValueError(f"target_sum must be an integer, got {target_sum!r}")
         return int(target_sum), int(target_sum)
     if sum_range is not None:
-        lo, hi = (int(v) for v in sum_range)
+        pair = tuple(sum_range) if isinstance(sum_range, (tuple, list)) else ()
+        if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair):
+            raise ValueError(f"sum_range must be a (lo, hi) pair of integers, got {sum_range!r}")
+        lo, hi = (int(v) for v in pair)
         if lo > hi:
             raise ValueError(f"sum_range must be (lo, hi) with lo <= hi, got {sum_range!r}")
         return lo, hi
@@ -239,8 +246,6 @@ def generate_sequences(split: str, count: int, length, *, seed: int, target_sum=
     digits = _check_digits(allowed_digits)
     sum_bounds = _check_sum(target_sum, sum_range)
     if labels is None:
-        from core.data import load_mnist, split_arrays
-
         labels = split_arrays(load_mnist(), split)[1]
     labels = np.asarray(labels)
     if exclude is not None and len(exclude):
@@ -298,3 +303,39 @@ def parse_lengths(text: str) -> list[int]:
     if not lengths:
         raise ValueError("no lengths given: expected something like '1-10,20,100'")
     return sorted(lengths)
+
+
+# --------------------------------------------------------------------------- evaluation sets
+
+def evaluation_sequences(lengths, per_length: int, seed: int, split: str = "test", labels=None,
+                         exclude=None) -> Sequences:
+    """`per_length` sequences of each length in `lengths`, as one Sequences (padded to the longest).
+
+    Each length draws from its own stream, derived from (seed, length), so adding a length never
+    changes the others' rows and the sets of two seeds never share a stream. exclude: image indices
+    to set aside (generate_sequences).
+    """
+    if labels is None:
+        labels = split_arrays(load_mnist(), split)[1]
+    parts = [generate_sequences(split, per_length, length, seed=derive_seed(seed, length), labels=labels,
+                                exclude=exclude)
+             for length in sorted(set(int(n) for n in lengths))]
+    if not parts:
+        raise ValueError("lengths is empty: give at least one sequence length")
+    return concat_sequences(parts)
+
+
+def concat_sequences(parts: list[Sequences]) -> Sequences:
+    """Stack several Sequences of one split into one, padding to the longest."""
+    width = max(p.indices.shape[1] for p in parts)
+
+    def pad(array):
+        return np.pad(array, ((0, 0), (0, width - array.shape[1])), constant_values=-1)
+
+    return Sequences(
+        split=parts[0].split,
+        indices=np.concatenate([pad(p.indices) for p in parts]),
+        digits=np.concatenate([pad(p.digits) for p in parts]),
+        lengths=np.concatenate([p.lengths for p in parts]),
+        sums=np.concatenate([p.sums for p in parts]),
+    )

@@ -24,7 +24,7 @@ import torch
 from core.data import load_mnist, split_arrays
 from core.data.splits import SPLITS
 from core.predict import cache
-from core.predict.calibration import softmax
+from core.predict.temperature import softmax
 from core.predict.predictor import CNN_CHUNK
 
 MAP_NAME = "digitmap_umap2"  # the cache's name for the coordinates: change it when the projection changes

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 COLUMNS = ["index", "given", "suggested", "score", "flagged"]
-TOP_K = 30  # how many of the most suspect images "set aside" removes, by default (dashboard, benchmark)
 
 
 def label_scores(probs: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
@@ -39,7 +38,7 @@ def suspect_labels(predictor, split: str = "test", images: np.ndarray | None = N
     self-confidence label quality: the calibrated probability that the given label is wrong) and
     flagged (cleanlab's confident-learning verdict, which is stricter than score > 0.5)."""
     from core.data import load_mnist, split_arrays
-    from core.predict.calibration import softmax
+    from core.predict.temperature import softmax
 
     if images is None:  # the whole split: its raw logits from the checkpoint's disk cache
         labels = split_arrays(load_mnist(), split)[1]

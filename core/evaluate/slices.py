@@ -25,7 +25,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from core.data import load_mnist, split_arrays
 from core.evaluate.rules import candidate_slices
-from core.predict.calibration import softmax
+from core.predict.temperature import softmax
 
 REQUIRED = ["seq_id", "length", "true_sum", "pred_rounded", "true_digits", "digit_conf"]
 COLUMNS = ["slice", "size", "error_rate", "error_coverage", "seq_ids"]

@@ -1,150 +1,209 @@
-"""Evaluation: per-sequence results as a DataFrame, and the aggregates every report and chart uses.
+"""Evaluation tables: one row per sequence, and the aggregates every report and chart uses.
 
 One place for the metrics: the benchmark, `scripts/evaluate` and the dashboard all call these.
 Reported figures use the test split only (core.data.split_arrays(mnist, "test")).
 
-Per-sequence columns (`evaluate_sequences`):
+An evaluation is kept columnar (`EvalTable`): the per-sequence columns in a DataFrame of scalars, and
+the per-digit columns as flat NumPy arrays in sequence order, cut into sequences by `offsets`. Every
+aggregate works on those arrays at once, never with a Python loop per sequence, and a table of a
+million digits is held once, not copied. The public `evaluation_set` / `evaluate_sequences` return
+`EvalTable.frame()`: the same data as a DataFrame whose per-digit columns hold one list per row.
+
+Per-sequence columns:
   seq_id, split, length, true_sum, pred_sum, pred_rounded, error (pred - true), abs_error,
-  exact (rounded prediction == true sum), true_digits, pred_digits, digit_conf, n_wrong_digits,
-  indices (image indices into the split), running (the model's running sum after each step)
+  exact (rounded prediction == true sum), p_exact, interval_lo, interval_hi, n_wrong_digits
+Per-digit columns (DIGIT_COLUMNS):
+  true_digits, pred_digits, digit_conf (calibrated), second_digits, second_conf (the runner-up
+  reading), indices (image indices into the split), running (the model's running sum after each step)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
+
 import numpy as np
 import pandas as pd
 
+from core.constants import ORIGINAL_MAE, ORIGINAL_PROTOCOL  # noqa: F401  (re-exported by core.evaluate)
 from core.data import load_mnist, split_arrays
-from core.data.sequences import Sequences, generate_sequences
+from core.data.sequences import evaluation_sequences, generate_sequences
 from core.seeds import derive_seed
 
-ORIGINAL_MAE = 0.838  # the original project: test MAE on 20,000 length-10 sequences
-ORIGINAL_PROTOCOL = {"length": 10, "count": 20_000, "seed": 0}
+DIGIT_COLUMNS = {"true_digits": np.int64, "pred_digits": np.int64, "digit_conf": np.float64,
+                 "second_digits": np.int64, "second_conf": np.float64, "indices": np.int64, "running": np.float64}
 
 
-def evaluate_sequences(predictor, seqs: Sequences, split_images: np.ndarray, id_offset: int = 0) -> pd.DataFrame:
-    """Run the predictor over `seqs` (CNN once per unique image) and return one row per sequence."""
+@dataclass(frozen=True, eq=False)
+class EvalTable:
+    """An evaluation set, columnar. rows: one row per sequence (scalar columns, positional index);
+    digits: each per-digit column as one flat array; sequence i's digits are [offsets[i], offsets[i+1])."""
+
+    rows: pd.DataFrame
+    digits: dict[str, np.ndarray]
+    offsets: np.ndarray  # int64 (len + 1,)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @cached_property
+    def row_of_digit(self) -> np.ndarray:
+        """For every digit, the position of its sequence in `rows`."""
+        return np.repeat(np.arange(len(self)), np.diff(self.offsets))
+
+    def digits_of(self, position: int, column: str) -> np.ndarray:
+        return self.digits[column][self.offsets[position] : self.offsets[position + 1]]
+
+    def take(self, which) -> EvalTable:
+        """The sub-table of the rows selected by a boolean mask or by positions (in that order)."""
+        which = np.asarray(which)
+        positions = np.flatnonzero(which) if which.dtype == bool else which.astype(np.int64)
+        lengths = np.diff(self.offsets)[positions]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        # each kept digit's place in the flat arrays: its sequence's old start, plus its step
+        gather = np.repeat(self.offsets[positions] - offsets[:-1], lengths) + np.arange(offsets[-1])
+        return EvalTable(self.rows.iloc[positions].reset_index(drop=True),
+                         {name: values[gather] for name, values in self.digits.items()}, offsets)
+
+    def row(self, position: int) -> pd.Series:
+        """One row with its per-digit columns as lists (the inspector's and generator's view of a sequence)."""
+        out = self.rows.iloc[position].copy()
+        for name, values in self.digits.items():
+            out[name] = self.digits_of(position, name).tolist()
+        return out
+
+    def frame(self) -> pd.DataFrame:
+        """The public table: the scalar columns plus one list per row for each per-digit column."""
+        df = self.rows.copy()
+        cuts = self.offsets[1:-1]
+        for name, values in self.digits.items():
+            df[name] = [part.tolist() for part in np.split(values, cuts)] if len(df) else []
+        return df
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame) -> EvalTable:
+        """An EvalTable from a public table (outside code may have built or edited it): the list columns
+        it holds become flat arrays."""
+        listed = [name for name in DIGIT_COLUMNS if name in df.columns]
+        lengths = (np.fromiter((len(v) for v in df[listed[0]]), np.int64, len(df)) if listed
+                   else df["length"].to_numpy(np.int64))
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        digits = {name: (np.concatenate([np.asarray(v, DIGIT_COLUMNS[name]) for v in df[name]]) if len(df)
+                         else np.zeros(0, DIGIT_COLUMNS[name])) for name in listed}
+        return cls(df.drop(columns=listed).reset_index(drop=True), digits, offsets)
+
+
+def as_table(table) -> EvalTable:
+    """An EvalTable as is; a public DataFrame (list columns) converted."""
+    return table if isinstance(table, EvalTable) else EvalTable.from_frame(table)
+
+
+def _rows(table) -> pd.DataFrame:
+    return table.rows if isinstance(table, EvalTable) else table
+
+
+def _select(table, mask: np.ndarray):
+    """The rows of `table` (an EvalTable or a DataFrame, returned as the same kind) where mask holds."""
+    return table.take(mask) if isinstance(table, EvalTable) else table[mask]
+
+
+def sequence_table(predictor, seqs, split_images: np.ndarray, id_offset: int = 0) -> EvalTable:
+    """Run the predictor over `seqs` (CNN once per unique image): one row per sequence, columnar."""
     # A real Predictor serves a whole split's images from its cached logits (test doubles take no split).
     by_split = {"split": seqs.split} if hasattr(predictor, "split_logits") else {}
     prediction = predictor.run_indexed(split_images, seqs.indices, seqs.lengths, **by_split)
-    rows = {
-        "seq_id": np.arange(len(seqs)) + id_offset,
-        "split": seqs.split,
-        "length": seqs.lengths,
-        "true_sum": seqs.sums,
-        "pred_sum": prediction.sums,
-    }
-    df = pd.DataFrame(rows)
-    df["pred_rounded"] = np.rint(df["pred_sum"]).astype(np.int64)
-    df["error"] = df["pred_sum"] - df["true_sum"]
-    df["abs_error"] = df["error"].abs()
-    df["exact"] = df["pred_rounded"] == df["true_sum"]
-    df["p_exact"] = prediction.p_exact  # NaN for heads without a distribution over the sum
-    df["interval_lo"], df["interval_hi"] = prediction.interval[:, 0], prediction.interval[:, 1]
-    # The list columns, built over every position at once (row-major: sequence order), then cut per row.
     lengths = np.asarray(seqs.lengths, np.int64)
-    ends = np.cumsum(lengths)
-    bounds = list(zip((ends - lengths).tolist(), ends.tolist()))
-    used = np.arange(seqs.indices.shape[1]) < lengths[:, None]
-
-    def per_row(flat: np.ndarray) -> list[list]:
-        values = flat.tolist()
-        return [values[start:end] for start, end in bounds]
-
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    used = np.arange(seqs.indices.shape[1]) < lengths[:, None]  # row-major: sequence order
     probs = np.concatenate(prediction.digit_probs)
     top2 = np.argsort(-probs, axis=1, kind="stable")[:, :2]  # the two most likely readings of each digit
-    top2_conf = np.round(np.take_along_axis(probs, top2, axis=1).astype(float), 4)
-    true_flat = seqs.digits[used]
-    df["true_digits"] = per_row(true_flat)
-    df["pred_digits"] = per_row(top2[:, 0])
-    df["digit_conf"] = per_row(top2_conf[:, 0])  # calibrated
-    df["second_digits"] = per_row(top2[:, 1])
-    df["second_conf"] = per_row(top2_conf[:, 1])
-    df["n_wrong_digits"] = np.add.reduceat((true_flat != top2[:, 0]).astype(np.int64), ends - lengths)
-    df["indices"] = per_row(seqs.indices[used])
-    df["running"] = per_row(np.concatenate([np.asarray(r, dtype=float) for r in prediction.running]))
-    return df
+    top2_conf = np.round(np.take_along_axis(probs, top2, axis=1).astype(np.float64), 4)
+    true = seqs.digits[used].astype(np.int64)
+    digits = {"true_digits": true, "pred_digits": top2[:, 0].astype(np.int64), "digit_conf": top2_conf[:, 0],
+              "second_digits": top2[:, 1].astype(np.int64), "second_conf": top2_conf[:, 1],
+              "indices": seqs.indices[used].astype(np.int64),
+              "running": np.concatenate([np.asarray(r, dtype=np.float64) for r in prediction.running])}
+    rows = pd.DataFrame({"seq_id": np.arange(len(lengths)) + id_offset, "split": seqs.split, "length": lengths,
+                         "true_sum": seqs.sums, "pred_sum": prediction.sums})
+    rows["pred_rounded"] = np.rint(rows["pred_sum"]).astype(np.int64)
+    rows["error"] = rows["pred_sum"] - rows["true_sum"]
+    rows["abs_error"] = rows["error"].abs()
+    rows["exact"] = rows["pred_rounded"] == rows["true_sum"]
+    rows["p_exact"] = prediction.p_exact  # NaN for heads without a distribution over the sum
+    rows["interval_lo"], rows["interval_hi"] = prediction.interval[:, 0], prediction.interval[:, 1]
+    wrong = (true != digits["pred_digits"]).astype(np.int64)
+    rows["n_wrong_digits"] = np.bincount(np.repeat(np.arange(len(lengths)), lengths), wrong, len(lengths)).astype(np.int64)
+    return EvalTable(rows, digits, offsets)
 
 
-def evaluation_sequences(lengths, per_length: int, seed: int, split: str = "test", labels=None,
-                         exclude=None) -> Sequences:
-    """`per_length` sequences of each length in `lengths`, as one Sequences (padded to the longest).
+def evaluate_sequences(predictor, seqs, split_images: np.ndarray, id_offset: int = 0) -> pd.DataFrame:
+    """sequence_table(...) as the public DataFrame (one list per row for each per-digit column)."""
+    return sequence_table(predictor, seqs, split_images, id_offset).frame()
 
-    Each length draws from its own stream, derived from (seed, length), so adding a length never
-    changes the others' rows and the sets of two seeds never share a stream. exclude: image indices
-    to set aside (generate_sequences).
-    """
-    if labels is None:
-        labels = split_arrays(load_mnist(), split)[1]
-    parts = [generate_sequences(split, per_length, length, seed=derive_seed(seed, length), labels=labels,
-                                exclude=exclude)
-             for length in sorted(set(int(n) for n in lengths))]
-    if not parts:
-        raise ValueError("lengths is empty: give at least one sequence length")
-    return concat_sequences(parts)
+
+def evaluation_table(predictor, lengths, per_length: int, seed: int, split: str = "test", exclude=None) -> EvalTable:
+    """evaluation_sequences(...) evaluated, columnar; seq_id runs over the set. One padded batch, one
+    predictor call: every image shared between lengths goes through the CNN once."""
+    images, labels = split_arrays(load_mnist(), split)
+    seqs = evaluation_sequences(lengths, per_length, seed, split, labels, exclude)
+    return sequence_table(predictor, seqs, images)
 
 
 def evaluation_set(predictor, lengths, per_length: int, seed: int, split: str = "test", exclude=None) -> pd.DataFrame:
-    """evaluation_sequences(...) evaluated; seq_id runs over the set. One padded batch, one predictor
-    call: every image shared between lengths goes through the CNN once."""
-    images, labels = split_arrays(load_mnist(), split)
-    seqs = evaluation_sequences(lengths, per_length, seed, split, labels, exclude)
-    return evaluate_sequences(predictor, seqs, images)
+    """evaluation_table(...) as the public DataFrame."""
+    return evaluation_table(predictor, lengths, per_length, seed, split, exclude).frame()
 
 
-def mark_suspects(df: pd.DataFrame, suspect_indices) -> pd.DataFrame:
-    """Add column `suspect_only`: the sequence is wrong and every digit it misreads is an image with a
-    suspect label (core.label_issues), so the error may be the label's fault, not the model's."""
-    suspects = set(int(i) for i in suspect_indices)
-    flags = []
-    for exact, idx, true, pred in zip(df["exact"], df["indices"], df["true_digits"], df["pred_digits"]):
-        misread = [i for i, t, p in zip(idx, true, pred) if t != p]
-        flags.append(bool(not exact and misread and all(i in suspects for i in misread)))
-    return df.assign(suspect_only=flags)
+def suspect_only_mask(table, suspect_indices) -> np.ndarray:
+    """Per row: the sequence is wrong and every digit it misreads is an image with a suspect label
+    (core.evaluate.label_issues), so the error may be the label's fault, not the model's."""
+    t = as_table(table)
+    misread = t.digits["true_digits"] != t.digits["pred_digits"]
+    innocent = misread & ~np.isin(t.digits["indices"], np.asarray(list(suspect_indices), np.int64))
+    n_misread = np.bincount(t.row_of_digit[misread], minlength=len(t))
+    n_innocent = np.bincount(t.row_of_digit[innocent], minlength=len(t))
+    return ~t.rows["exact"].to_numpy(bool) & (n_misread > 0) & (n_innocent == 0)
 
 
-def concat_sequences(parts: list[Sequences]) -> Sequences:
-    """Stack several Sequences of one split into one, padding to the longest."""
-    width = max(p.indices.shape[1] for p in parts)
-
-    def pad(array):
-        return np.pad(array, ((0, 0), (0, width - array.shape[1])), constant_values=-1)
-
-    return Sequences(
-        split=parts[0].split,
-        indices=np.concatenate([pad(p.indices) for p in parts]),
-        digits=np.concatenate([pad(p.digits) for p in parts]),
-        lengths=np.concatenate([p.lengths for p in parts]),
-        sums=np.concatenate([p.sums for p in parts]),
-    )
+def mark_suspects(table, suspect_indices):
+    """Add column `suspect_only` (suspect_only_mask) to a table (an EvalTable or a DataFrame)."""
+    flags = suspect_only_mask(table, suspect_indices)
+    if isinstance(table, EvalTable):
+        return EvalTable(table.rows.assign(suspect_only=flags), table.digits, table.offsets)
+    return table.assign(suspect_only=flags)
 
 
 # --------------------------------------------------------------------------- aggregates
 
-def _metrics(group: pd.DataFrame) -> pd.Series:
-    wrong = group["n_wrong_digits"].sum()
-    digits = group["length"].sum()
-    return pd.Series({
-        "n": len(group),
-        "mae": group["abs_error"].mean(),
-        "rmse": float(np.sqrt((group["error"] ** 2).mean())),
-        "exact_acc": group["exact"].mean(),
-        "mean_error": group["error"].mean(),
-        "digit_acc": 1 - wrong / digits if digits else np.nan,
+def _grouped_metrics(df: pd.DataFrame, keys) -> pd.DataFrame:
+    """n, mae, rmse, exact_acc, mean_error, digit_acc per group of `keys` (vectorised groupby sums)."""
+    work = df.assign(_sq=df["error"] ** 2, _exact=df["exact"].astype(float))
+    g = work.groupby(keys, sort=True)
+    out = pd.DataFrame({
+        "n": g.size(),
+        "mae": g["abs_error"].mean(),
+        "rmse": np.sqrt(g["_sq"].mean()),
+        "exact_acc": g["_exact"].mean(),
+        "mean_error": g["error"].mean(),
+        "digit_acc": 1 - g["n_wrong_digits"].sum() / g["length"].sum().where(lambda s: s > 0),
     })
+    return out.reset_index().astype({"n": int})
 
 
-def summary(df: pd.DataFrame) -> dict:
+def summary(table) -> dict:
     """Headline figures of a results table: n, mae, rmse, exact_acc, mean_error, digit_acc."""
+    df = _rows(table)
     if df.empty:
         return {"n": 0, "mae": np.nan, "rmse": np.nan, "exact_acc": np.nan, "mean_error": np.nan, "digit_acc": np.nan}
-    return {key: float(value) for key, value in _metrics(df).items()} | {"n": len(df)}
+    digits = df["length"].sum()
+    return {"n": len(df), "mae": float(df["abs_error"].mean()), "rmse": float(np.sqrt((df["error"] ** 2).mean())),
+            "exact_acc": float(df["exact"].mean()), "mean_error": float(df["error"].mean()),
+            "digit_acc": float(1 - df["n_wrong_digits"].sum() / digits) if digits else np.nan}
 
 
-def by_length(df: pd.DataFrame) -> pd.DataFrame:
+def by_length(table) -> pd.DataFrame:
     """One row per sequence length: n, mae, rmse, exact_acc, mean_error, digit_acc."""
-    out = df.groupby("length", sort=True)[list(df.columns)].apply(_metrics).reset_index()
-    return out.astype({"n": int})
+    return _grouped_metrics(_rows(table), "length")
 
 
 def sum_bucket(true_sum: pd.Series, width: int) -> pd.Series:
@@ -154,16 +213,17 @@ def sum_bucket(true_sum: pd.Series, width: int) -> pd.Series:
     return (true_sum // int(width)) * int(width)
 
 
-def by_sum_range(df: pd.DataFrame, width: int = 10) -> pd.DataFrame:
+def by_sum_range(table, width: int = 10) -> pd.DataFrame:
     """One row per true-sum bucket: sum_lo, sum_hi (inclusive), n, mae, rmse, exact_acc, ..."""
-    keyed = df.assign(sum_lo=sum_bucket(df["true_sum"], width))
-    out = keyed.groupby("sum_lo", sort=True)[list(df.columns)].apply(_metrics).reset_index()
+    df = _rows(table)
+    out = _grouped_metrics(df.assign(sum_lo=sum_bucket(df["true_sum"], width)), "sum_lo")
     out.insert(1, "sum_hi", out["sum_lo"] + int(width) - 1)
-    return out.astype({"n": int})
+    return out
 
 
-def by_length_and_sum(df: pd.DataFrame, width: int = 10) -> pd.DataFrame:
+def by_length_and_sum(table, width: int = 10) -> pd.DataFrame:
     """One row per (length, sum bucket) cell, for the heatmap: length, sum_lo, n, mae, error_rate."""
+    df = _rows(table)
     keyed = df.assign(sum_lo=sum_bucket(df["true_sum"], width))
     grouped = keyed.groupby(["length", "sum_lo"], sort=True)
     out = grouped.agg(n=("seq_id", "size"), mae=("abs_error", "mean"), exact_acc=("exact", "mean")).reset_index()
@@ -171,35 +231,37 @@ def by_length_and_sum(df: pd.DataFrame, width: int = 10) -> pd.DataFrame:
     return out
 
 
-def digit_confusion(df: pd.DataFrame) -> np.ndarray:
+def digit_confusion(table) -> np.ndarray:
     """10x10 counts: rows are true digits, columns the CNN's predicted digits, over every image."""
-    true = np.concatenate([np.asarray(d, dtype=int) for d in df["true_digits"]]) if len(df) else np.array([], int)
-    pred = np.concatenate([np.asarray(d, dtype=int) for d in df["pred_digits"]]) if len(df) else np.array([], int)
-    return np.bincount(true * 10 + pred, minlength=100).reshape(10, 10)
+    t = as_table(table)
+    if "true_digits" not in t.digits:
+        return np.zeros((10, 10), np.int64)
+    return np.bincount(t.digits["true_digits"] * 10 + t.digits["pred_digits"], minlength=100).reshape(10, 10)
 
 
-def sequences_with_confusion(df: pd.DataFrame, true_digit: int, pred_digit: int) -> pd.DataFrame:
+def sequences_with_confusion(table, true_digit: int, pred_digit: int):
     """Rows holding at least one image of `true_digit` that the CNN read as `pred_digit`."""
-    mask = [any(t == true_digit and p == pred_digit for t, p in zip(ts, ps))
-            for ts, ps in zip(df["true_digits"], df["pred_digits"])]
-    return df[np.asarray(mask, dtype=bool)] if len(df) else df
+    t = as_table(table)
+    hit = (t.digits["true_digits"] == true_digit) & (t.digits["pred_digits"] == pred_digit)
+    return _select(table, np.bincount(t.row_of_digit[hit], minlength=len(t)) > 0)
 
 
-def filter_results(df: pd.DataFrame, length_range=None, sum_range=None, errors_only: bool = False) -> pd.DataFrame:
+def filter_results(table, length_range=None, sum_range=None, errors_only: bool = False):
     """Rows within the inclusive length and true-sum ranges; with errors_only, the inexact ones."""
+    df = _rows(table)
     mask = np.ones(len(df), dtype=bool)
     if length_range is not None:
         mask &= df["length"].between(*length_range).to_numpy()
     if sum_range is not None:
         mask &= df["true_sum"].between(*sum_range).to_numpy()
     if errors_only:
-        mask &= ~df["exact"].to_numpy()
-    return df[mask]
+        mask &= ~df["exact"].to_numpy(bool)
+    return _select(table, mask)
 
 
-def worst_sequences(df: pd.DataFrame, n: int = 20) -> pd.DataFrame:
+def worst_sequences(table, n: int = 20) -> pd.DataFrame:
     """The n rows with the largest absolute error (ties: longer first)."""
-    return df.sort_values(["abs_error", "length"], ascending=[False, False]).head(n)
+    return _rows(table).sort_values(["abs_error", "length"], ascending=[False, False]).head(n)
 
 
 HEADLINE_EXTRAPOLATION = {100: 1000, 1000: 100}  # length -> sequences (100k digits each)
@@ -213,13 +275,13 @@ def headline_figures(predictor, exclude=None) -> dict[str, float]:
     proto = ORIGINAL_PROTOCOL
     seqs = generate_sequences("test", proto["count"], proto["length"], seed=proto["seed"], labels=labels,
                               exclude=exclude)
-    overall = summary(evaluate_sequences(predictor, seqs, images))
+    overall = summary(sequence_table(predictor, seqs, images))
     out = {"protocol_mae": overall["mae"], "protocol_exact": overall["exact_acc"],
            "digit_acc": digit_accuracy(predictor, exclude=exclude)}
     for length, count in HEADLINE_EXTRAPOLATION.items():
         seqs = generate_sequences("test", count, length, seed=derive_seed(proto["seed"], length), labels=labels,
                                   exclude=exclude)
-        stats = summary(evaluate_sequences(predictor, seqs, images))
+        stats = summary(sequence_table(predictor, seqs, images))
         out[f"mae_{length}"], out[f"exact_{length}"] = stats["mae"], stats["exact_acc"]
     return out
 

@@ -11,10 +11,10 @@ import numpy as np
 from scipy.optimize import minimize
 
 from core.data import load_mnist, split_arrays
-from core.evaluate.calibration import digit_calibration, exact_at_coverage, sum_calibration
+from core.evaluate.reliability import digit_calibration, exact_at_coverage, sum_calibration
 from core.evaluate.tables import evaluation_sequences, evaluation_set
 from core.predict import sum_distribution as sd
-from core.predict.calibration import fit_temperature, nll
+from core.predict.temperature import fit_temperature, nll
 
 TRUST_LENGTHS = (10, 100, 1000)
 POINTS = ("head", "mode", "median")

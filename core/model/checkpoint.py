@@ -111,7 +111,7 @@ def _parse_metadata(path, payload: dict) -> dict:
 
 
 def _check_calibration(path, block) -> None:
-    """The calibration block (core.predict.calibration), if any: positive temperatures, integer margins."""
+    """The calibration block (core.predict.temperature), if any: positive temperatures, integer margins."""
     if block is None:
         return
     if not isinstance(block, dict):

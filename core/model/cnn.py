@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from core.model.config import ModelConfig
+from core.model.model_config import ModelConfig
 
 
 def _conv_bn(ci: int, co: int, k: int = 3) -> list[nn.Module]:

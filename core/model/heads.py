@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from core.model.config import ModelConfig
+from core.model.model_config import HEADS, ModelConfig
 
 FLOAT64_DEVICES = ("cpu", "cuda")
 
@@ -37,6 +37,8 @@ class ContributionLSTMHead(nn.Module):
     from it where that helps; a negative forget-gate bias gives the state a short memory, so it
     settles to a stationary regime within the training lengths instead of wandering beyond them.
     """
+
+    has_distribution = True  # each step adds one digit value: the sum's distribution is their convolution
 
     def __init__(self, hidden: int, hard: bool = True):
         super().__init__()
@@ -70,6 +72,8 @@ class ContributionLSTMHead(nn.Module):
 class FinalStateLSTMHead(nn.Module):
     """"lstm-final": the original design — LSTM(128) over the 10 logits, last hidden state -> Linear."""
 
+    has_distribution = False  # regresses a number
+
     def __init__(self, hidden: int):
         super().__init__()
         self.lstm = nn.LSTM(10, hidden, batch_first=True)
@@ -87,6 +91,8 @@ class DeepSetsHead(nn.Module):
     phi reads the digit probabilities p_t (bounded, unlike log-probabilities, so the MLP trains quickly).
     """
 
+    has_distribution = False  # regresses a number
+
     def __init__(self, embed: int):
         super().__init__()
         self.phi = nn.Sequential(nn.Linear(10, embed), nn.ReLU(), nn.Linear(embed, embed), nn.ReLU())
@@ -101,12 +107,24 @@ class DeepSetsHead(nn.Module):
 class ArgmaxSumHead(nn.Module):
     """"argmax-sum": the sum of the CNN's argmax digits; nothing to train."""
 
+    has_distribution = True  # each step adds the CNN's reading of its digit
+
     def forward(self, digit_logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return digit_logits.argmax(-1).to(sum_dtype(digit_logits.device)).cumsum(1)
 
     def outputs(self, digit_logits: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(running sums, the CNN's logits): each step adds the CNN's reading of its digit."""
         return self.forward(digit_logits, lengths), digit_logits.float()
+
+
+HEAD_CLASSES = {"lstm": ContributionLSTMHead, "lstm-final": FinalStateLSTMHead, "deepsets": DeepSetsHead,
+                "argmax-sum": ArgmaxSumHead}
+assert tuple(HEAD_CLASSES) == HEADS
+
+
+def has_distribution(head: str) -> bool:
+    """Whether the head named `head` gives a distribution over the sum (its class's has_distribution)."""
+    return HEAD_CLASSES[head].has_distribution
 
 
 def make_head(cfg: ModelConfig) -> nn.Module:

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from core.model.cnn import CNNEnsemble
-from core.model.config import ModelConfig
+from core.model.model_config import ModelConfig
 from core.model.heads import final_sums, make_head
 
 

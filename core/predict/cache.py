@@ -5,7 +5,7 @@ else cache/, gitignored): `logits-<checkpoint sha256[:24]>-<data checksum>-<spli
 
   logits  float32 (n, 10): the CNN's RAW logits of every image of the split, in split order. They are
           not calibrated: calibrated probabilities are softmax(logits / predictor.cnn_temperature)
-          (core.predict.calibration.softmax), so one file serves every temperature;
+          (core.predict.temperature.softmax), so one file serves every temperature;
   meta    a JSON string: format version, the full checkpoint sha256, the data checksum, the split, n,
           and the sha256 of the logits' bytes.
 

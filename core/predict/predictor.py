@@ -6,7 +6,7 @@
     p.predict_digits(images)   # calibrated per-digit probabilities (N, L, 10), or a list for list input
     p.run(images)              # Prediction: sums, p_exact, interval, digit_probs, running — one pass
     p.sum_distribution(images) # the full distribution of each sum (core.predict.sum_distribution)
-    p.run_indexed(split_images, indices, lengths, split="test")  # fast path for core.sequences.Sequences
+    p.run_indexed(split_images, indices, lengths, split="test")  # fast path for core.data.sequences.Sequences
     p.split_logits("test")     # raw CNN logits (n, 10) of a whole split, from the disk cache (cache.py)
 
 `images` is a uint8 array (N, L, 28, 28) or a list of uint8 arrays (L_i, 28, 28), MNIST-style
@@ -33,7 +33,7 @@ from core.model import DigitSumModel, resolve_device
 from core.model.checkpoint import load_model
 from core.paths import DEFAULT_CHECKPOINT
 from core.predict import cache, sum_distribution
-from core.predict.calibration import margin_for, softmax, temperatures
+from core.predict.temperature import margin_for, softmax, temperatures
 from core.predict.threads import one_thread
 
 CNN_CHUNK = 256  # images per CNN forward: bounds memory whatever N*L is (and is fastest on CPU)
@@ -269,7 +269,7 @@ class Predictor:
 
     def run_indexed(self, split_images: np.ndarray, indices: np.ndarray, lengths: np.ndarray,
                     split: str | None = None) -> Prediction:
-        """Like run() for sequences given as indices into one image array (e.g. core.sequences.Sequences):
+        """Like run() for sequences given as indices into one image array (e.g. core.data.sequences.Sequences):
         indices int (N, Lmax) padded with -1, lengths (N,). The CNN sees each used index once; with
         `split` ("val", "test") and split_images that split's images, the split's cached logits serve."""
         if not isinstance(split_images, np.ndarray) or split_images.dtype != np.uint8 or split_images.shape[1:] != (28, 28):

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
+from core.constants import DEVICES
 from core.paths import REPO_ROOT
 from core.runs import process as proc
 from core.runs import registry as db
@@ -39,7 +40,6 @@ __all__ = ["DEFAULT_GRACE_S", "DEVICES", "LIVE", "QUEUES", "STATUSES", "TERMINAL
            "launch", "list_checkpoints", "list_runs", "log_tail", "presets", "read_metrics", "reconcile", "resume",
            "runs_dir", "validate_config", "wait"]
 
-DEVICES = ("auto", *QUEUES)
 DEFAULT_GRACE_S = 30.0  # SIGTERM -> SIGKILL; the trainer only needs one step to write resume.pt
 
 

@@ -17,11 +17,10 @@ from datetime import datetime
 from pathlib import Path
 
 from core import paths
+from core.constants import QUEUES, STATUSES  # noqa: F401  (QUEUES: one queue, one running run, per device)
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 LIVE = frozenset({"queued", "running"})
-QUEUES = ("cpu", "cuda", "mps")  # one queue (and at most one running run) per concrete device
 # The state machine. failed/cancelled -> queued is resume(); succeeded is final.
 TRANSITIONS: dict[str, frozenset[str]] = {
     "queued": frozenset({"running", "cancelled", "failed"}),
@@ -38,7 +37,7 @@ COLUMNS: dict[str, str] = {
     "overrides": "TEXT NOT NULL DEFAULT '{}'", "config": "TEXT NOT NULL DEFAULT '{}'",
     "device": "TEXT NOT NULL DEFAULT 'cpu'", "world_size": "INTEGER NOT NULL DEFAULT 1",
     "status": "TEXT NOT NULL DEFAULT 'queued' CHECK (status IN "
-              "('queued','running','succeeded','failed','cancelled'))",
+              f"({','.join(repr(s) for s in STATUSES)}))",
     "pid": "INTEGER", "pid_token": "TEXT", "supervisor_pid": "INTEGER", "supervisor_token": "TEXT",
     "progress": "REAL NOT NULL DEFAULT 0", "eta": "REAL", "metrics": "TEXT NOT NULL DEFAULT '{}'",
     "checkpoint": "TEXT", "log_path": "TEXT NOT NULL DEFAULT ''", "error": "TEXT", "exit_code": "INTEGER",

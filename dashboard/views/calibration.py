@@ -8,7 +8,7 @@ threshold can be sent to Error analysis as a filter.
 
 import streamlit as st
 
-from core.evaluate import calibration
+from core.evaluate import reliability
 from dashboard import cache, settings, trust, trust_charts
 
 s = settings.settings()
@@ -46,11 +46,11 @@ if not trust.has_distribution(df):
     st.info(settings.no_distribution_note(predictor))
     st.stop()
 raw = cache.uncalibrated_evaluation(s.checkpoint, s.lengths, s.per_length, s.seed, s.aside)
-after, before = calibration.sum_calibration(df), calibration.sum_calibration(raw)
+after, before = reliability.sum_calibration(df), reliability.sum_calibration(raw)
 left, right = st.columns([3, 2])
 with left:
-    tables = {"before": calibration.reliability(raw["p_exact"], raw["exact"]),
-              "after": calibration.reliability(df["p_exact"], df["exact"])}
+    tables = {"before": reliability.reliability(raw["p_exact"], raw["exact"]),
+              "after": reliability.reliability(df["p_exact"], df["exact"])}
     st.plotly_chart(trust_charts.reliability_figure(tables, {"before": before["sum_ece"], "after": after["sum_ece"]},
                                                     "exact-match"), key="sum_reliability")
     st.caption("Each point is a bin of sequences by p_exact: the stated probability that the rounded sum is "
@@ -65,7 +65,7 @@ with right:
 
 # ----------------------------------------------------------------------------- selective prediction
 st.subheader("Selective prediction: answer only when sure")
-curve = calibration.risk_coverage(df)
+curve = reliability.risk_coverage(df)
 threshold = st.slider("p_exact threshold", 0.0, 1.0, 0.9, step=0.01, key="cal_threshold",
                       help="Answer the sequences whose p_exact reaches the threshold; hand the rest to a person.")
 at = trust.selective(df, threshold)

@@ -1,4 +1,4 @@
-"""Digit map: every test digit placed by what the CNN sees in it (core.embeddings.digit_map, a 2-D map of its
+"""Digit map: every test digit placed by what the CNN sees in it (core.evaluate.embeddings.digit_map, a 2-D map of its
 features), coloured by whether the CNN reads it right, misreads it, or its label is among the sidebar's k most
 suspect. Box- or lasso-select (or click) points to see those images, and the sequences of the evaluation set
 that contain them.

@@ -9,7 +9,7 @@ set adds a per-length summary computed live, and the trust figures (digit ECE, s
 import streamlit as st
 
 from core import evaluate
-from core.evaluate import calibration
+from core.evaluate import reliability
 from dashboard import cache, charts, headlines, links, settings, tables, trust
 
 s = settings.settings()
@@ -81,8 +81,8 @@ st.caption("One row per length of the evaluation set; rows outside the training 
 # ----------------------------------------------------------------------------- trust
 st.subheader("Calibration (is the model's confidence honest?)")
 digits = cache.digit_calibration(s.checkpoint, s.aside)
-after = calibration.sum_calibration(df)
-before = (calibration.sum_calibration(cache.uncalibrated_evaluation(s.checkpoint, s.lengths, s.per_length, s.seed,
+after = reliability.sum_calibration(df)
+before = (reliability.sum_calibration(cache.uncalibrated_evaluation(s.checkpoint, s.lengths, s.per_length, s.seed,
                                                                     s.aside)) if after["available"] else after)
 for col, (label, value, raw) in zip(st.columns(3), trust.trust_figures(digits, after, before)):
     col.metric(label, value, delta=f"uncalibrated {raw}" if raw != "—" else None, delta_color="off",

@@ -1,4 +1,4 @@
-"""Slices: the groups of sequences where the model fails most often, found by core.slices on the sidebar's
+"""Slices: the groups of sequences where the model fails most often, found by core.evaluate.slices on the sidebar's
 evaluation set (rules such as "length >= 20 and holds a suspect label"), with each slice's error rate and
 coverage (the share of all the set's errors that fall in it).
 

@@ -6,8 +6,9 @@ from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
+from core.constants import DEVICES
+
 HEADS = ("lstm", "lstm-final", "deepsets", "argmax-sum")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def resolve_device(device: str = "auto") -> torch.device:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core.predict.calibration import nll, softmax
+from core.predict.temperature import nll, softmax
 
 ECE_BINS = 15
 
