@@ -2,7 +2,7 @@
 
 This script runs on every rerun, around whichever view is selected: it sets the layout, routes with
 st.navigation over dashboard/views/, draws the sidebar's shared controls (checkpoint + evaluation
-set, kept in st.session_state by dashboard.settings) and runs the view. Views hold the UI only.
+set, kept in st.session_state by dashboard.state) and runs the view. Views hold the UI only.
 """
 
 import sys
@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import streamlit as st  # noqa: E402
 
-from dashboard import cache, settings  # noqa: E402
+from dashboard import data, state # noqa: E402
 
 # A local favicon: a :material/ page icon would be fetched from Google's font servers on every page.
 st.set_page_config(page_title="digitsum", page_icon=str(Path(__file__).with_name("favicon.png")), layout="wide")
@@ -23,13 +23,14 @@ PAGES = {
     "Analysis": [
         st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
         st.Page("views/errors.py", title="Error analysis", icon=":material/troubleshoot:"),
-        st.Page("views/slices.py", title="Slices", icon=":material/splitscreen:"),
-        st.Page("views/digit_map.py", title="Digit map", icon=":material/scatter_plot:"),
+        st.Page("views/slice_finder.py", title="Slices", icon=":material/splitscreen:", url_path="slices"),
+        st.Page("views/digit_atlas.py", title="Digit map", icon=":material/scatter_plot:", url_path="digit_map"),
         st.Page("views/inspector.py", title="Sequence inspector", icon=":material/pageview:"),
         st.Page("views/generator.py", title="Generator", icon=":material/casino:"),
         st.Page("views/calibration.py", title="Calibration", icon=":material/verified:"),
         st.Page("views/suspects.py", title="Suspect labels", icon=":material/label_off:"),
-        st.Page("views/handwriting.py", title="Write your own", icon=":material/draw:"),
+        st.Page("views/write_your_own.py", title="Write your own", icon=":material/draw:",
+                url_path="handwriting"),
     ],
     "Models": [
         st.Page("views/training.py", title="Training", icon=":material/model_training:"),
@@ -39,22 +40,22 @@ PAGES = {
 
 def sidebar() -> None:
     """The shared controls, seeded from the URL on a session's first load."""
-    checkpoints = cache.list_checkpoints()
-    settings.seed_from_url(st.session_state, st.query_params, checkpoints)
+    checkpoints = data.list_checkpoints()
+    state.seed_from_url(st.session_state, st.query_params, checkpoints)
     with st.sidebar:
-        st.selectbox("Checkpoint", list(checkpoints), key=settings.CKPT,
+        st.selectbox("Checkpoint", list(checkpoints), key=state.CKPT,
                      help="Every *.pt in the checkpoint folder, plus finished training runs.")
         st.caption("Evaluation set (test split)")
-        st.text_input("Lengths", key=settings.LENGTHS, help="Comma-separated lengths and ranges, "
+        st.text_input("Lengths", key=state.LENGTHS, help="Comma-separated lengths and ranges, "
                       "e.g. 1-10,20,50,100. Lengths beyond training show extrapolation.")
         c1, c2 = st.columns(2)
-        c1.number_input("Per length", min_value=1, max_value=settings.MAX_PER_LENGTH, step=50,
-                        key=settings.PER_LENGTH, help="Sequences drawn for each length.")
-        c2.number_input("Seed", min_value=0, max_value=settings.MAX_SEED, step=1, key=settings.SEED)
-        st.toggle("Set suspect images aside", key=settings.ASIDE,
+        c1.number_input("Per length", min_value=1, max_value=state.MAX_PER_LENGTH, step=50,
+                        key=state.PER_LENGTH, help="Sequences drawn for each length.")
+        c2.number_input("Seed", min_value=0, max_value=state.MAX_SEED, step=1, key=state.SEED)
+        st.toggle("Set suspect images aside", key=state.ASIDE,
                   help="Rebuild the evaluation set without the k test images whose labels the model doubts "
                        "most (Suspect labels view), so every figure can be seen both ways.")
-        st.number_input("Suspects (k)", min_value=1, max_value=settings.MAX_SUSPECT_K, step=10, key=settings.SUSPECT_K,
+        st.number_input("Suspects (k)", min_value=1, max_value=state.MAX_SUSPECT_K, step=10, key=state.SUSPECT_K,
                         help="How many of the most suspect test images count as suspects: Error analysis marks "
                              "them, and the switch above sets them aside.")
 

@@ -10,10 +10,10 @@ import sys
 import time
 
 from core import load_predictor
+from core.constants import DEVICES
 from core.data import DataError
 from core.evaluate import digit_map
 from core.evaluate.embeddings import MAP_NAME
-from core.model import DEVICES
 from core.model.checkpoint import CheckpointError
 from core.paths import cache_dir
 from core.predict import cache

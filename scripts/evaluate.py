@@ -1,19 +1,22 @@
 """Evaluate a checkpoint on random test sequences, by length; write JSON and markdown.
 
     python -m scripts.evaluate --checkpoint checkpoints/default.pt --lengths 1-10,20,50,100,1000 --count 1000
+
+Writes out/evaluate.json and out/evaluate.md unless --out names another prefix.
 """
 
 import json
 import sys
 import time
-from pathlib import Path
 
 from core import load_predictor
+from core.constants import DEVICES
 from core.evaluate import by_length, evaluation_set, summary
-from core.io import write_text_atomic
 from core.model.checkpoint import CheckpointError
 from core.data import parse_lengths
-from scripts.cli import Parser
+from scripts.cli import OUT_DIR, Parser, int_in, output_prefix, write_outputs
+
+DEFAULT_OUT = f"{OUT_DIR}/evaluate"
 
 
 def markdown_table(stats) -> str:
@@ -28,10 +31,11 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", default="checkpoints/default.pt", help="checkpoint file to evaluate")
     parser.add_argument("--lengths", default="1-10,20,50,100,1000", help="sequence lengths, e.g. '1-10,20,100'")
     parser.add_argument("--count", type=int, default=1000, help="sequences per length")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sequence generator")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    parser.add_argument("--out", default="reports/evaluate", help="output prefix: writes PREFIX.json and PREFIX.md")
+    parser.add_argument("--seed", type=int_in(0), default=0, help="seed of the sequence generator")
+    parser.add_argument("--device", default="auto", choices=DEVICES, help="auto: cuda, then mps, then cpu")
+    parser.add_argument("--out", default=DEFAULT_OUT, help="output prefix: writes PREFIX.json and PREFIX.md")
     args = parser.parse_args(argv)
+    out = output_prefix(parser, args.out)
     try:
         lengths = parse_lengths(args.lengths)
         if args.count < 1:
@@ -47,10 +51,9 @@ def main(argv=None) -> int:
         "checkpoint": args.checkpoint, "lengths": lengths, "count": args.count, "seed": args.seed, "split": "test",
         "seconds": round(seconds, 3), "overall": summary(results), "by_length": stats.to_dict(orient="records"),
     }
-    out = Path(args.out)
-    write_text_atomic(out.with_suffix(".json"), json.dumps(report, indent=2))
     title = f"# Evaluation of {args.checkpoint}\n\n{args.count} test sequences per length, seed {args.seed}, {seconds:.1f} s.\n\n"
-    write_text_atomic(out.with_suffix(".md"), title + markdown_table(stats) + "\n")
+    write_outputs(parser, {out.with_suffix(".json"): json.dumps(report, indent=2).encode(),
+                           out.with_suffix(".md"): (title + markdown_table(stats) + "\n").encode()})
     print(markdown_table(stats))
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
     return 0

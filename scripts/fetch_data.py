@@ -7,6 +7,7 @@
 import sys
 
 from core.data import DataError, fetch_mnist, load_mnist
+from core.data.mnist import idx_paths
 from scripts.cli import Parser
 
 
@@ -15,6 +16,11 @@ def main(argv=None) -> int:
     parser.add_argument("--idx-dir", help="directory holding the four official MNIST IDX files (gzipped or raw)")
     parser.add_argument("--data-dir", help="cache directory (default: data/ or $DIGITSUM_DATA_DIR)")
     args = parser.parse_args(argv)
+    if args.idx_dir is not None:
+        try:  # checked even when the cache exists: a wrong directory is a mistake either way
+            idx_paths(args.idx_dir)
+        except DataError as exc:
+            parser.error(f"--idx-dir: {exc}")
     try:
         path = fetch_mnist(args.data_dir, idx_dir=args.idx_dir, log=lambda m: print(m, flush=True))
         mnist = load_mnist(args.data_dir)

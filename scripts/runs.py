@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from core.runs import api as runs
@@ -86,7 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(trainer_flags="launch" in argv).parse_args(argv)
     try:
-        return run_command(args)
+        code = run_command(args)
+        sys.stdout.flush()  # a closed pipe (`| head`) shows here, inside the handler below
+        return code
+    except BrokenPipeError:
+        # The reader left: not an error worth a traceback. Python flushes stdout again at exit;
+        # devnull takes that write (the docs' "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (runs.RunError, ValueError, TimeoutError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -129,8 +137,7 @@ def run_command(args) -> int:
         run = runs.resume(args.run_id)
         print(f"run {run.id}: {run.status} (continues in {run.run_dir})")
     elif args.command == "wait":
-        runs.ensure_supervisors()  # a queue left unserved (e.g. by a reboot) would never end
-        run = runs.wait(args.run_id, timeout=args.timeout)
+        run = runs.wait(args.run_id, timeout=args.timeout)  # its reads restart a queue nobody serves
         print(f"run {run.id}: {run.status}" + (f"\n{run.error}" if run.error else ""))
         return 0 if run.status == "succeeded" else 1
     return 0

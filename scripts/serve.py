@@ -20,7 +20,7 @@ from pathlib import Path
 
 from core import paths
 from core.paths import REPO_ROOT
-from scripts.cli import Parser
+from scripts.cli import Parser, int_in
 
 APP = REPO_ROOT / "dashboard" / "app.py"
 # What the dashboard's pages import: loaded here once, before the first page asks for them.
@@ -50,7 +50,7 @@ def warm(checkpoint: Path | None, log=print) -> None:
     from core.predict import cache
 
     try:
-        cache.data_key()  # loads MNIST and hashes it once for this process
+        data.data_key()  # loads MNIST and hashes it once for this process
         if checkpoint is not None and checkpoint.is_file():
             predictor = load_predictor(checkpoint, device="auto")
             for split in WARM_SPLITS:
@@ -68,7 +68,7 @@ def warm_dashboard(checkpoint: Path) -> None:
     """What the Overview computes on a first visit with the sidebar's defaults: the evaluation set
     (calibrated and not), the digit calibration and the suspect ranking, into dashboard.cache."""
     from core.data.sequences import parse_lengths
-    from dashboard import cache, settings
+    from dashboard import data, state
 
     # Outside a running server Streamlit warns on every cached call that it has no runtime yet.
     quiet = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict) if name.startswith("streamlit")]
@@ -76,12 +76,12 @@ def warm_dashboard(checkpoint: Path) -> None:
     for logger in quiet:
         logger.setLevel(logging.ERROR)
     try:
-        d = settings.DEFAULTS
-        spec = (parse_lengths(d[settings.LENGTHS]), d[settings.PER_LENGTH], d[settings.SEED])
-        cache.evaluation(checkpoint, *spec)
-        cache.uncalibrated_evaluation(checkpoint, *spec)
-        cache.digit_calibration(checkpoint, 0)
-        cache.suspects(checkpoint)
+        d = state.DEFAULTS
+        spec = (parse_lengths(d[state.LENGTHS]), d[state.PER_LENGTH], d[state.SEED])
+        data.evaluation_table(checkpoint, *spec)
+        data.uncalibrated_table(checkpoint, *spec)
+        data.digit_calibration(checkpoint, 0)
+        data.suspects(checkpoint)
     finally:
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)
@@ -90,7 +90,7 @@ def warm_dashboard(checkpoint: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = Parser(prog="python -m scripts.serve", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
+    parser.add_argument("--port", type=int_in(1, 65535), default=8501, help="port to serve on (default 8501)")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="checkpoint whose logits cache to warm (default: default.pt in the checkpoint folder)")
     parser.add_argument("--no-warm", action="store_true", help="start the server at once, without warming up")

@@ -12,7 +12,8 @@ import pytest
 
 from core import evaluate
 from core.data.sequences import parse_lengths
-from dashboard import charts, digit_row, headlines, links, runs_display, tables
+from dashboard import links
+from dashboard.ui import charts, digit_strip, headline_cards, run_format, table_format
 from dashboard.links import SequenceSpec
 
 
@@ -89,27 +90,32 @@ def test_inspector_url_carries_spec_and_checkpoint():
 # ----------------------------------------------------------------------------- tables and metadata
 
 def test_with_links_keeps_order_and_adds_links(results):
-    worst = tables.with_links(evaluate.worst_sequences(results, 5), lambda i: f"inspector?index={i}")
-    assert list(worst.columns) == tables.TABLE_COLUMNS + ["inspect"]
+    worst = table_format.with_links(evaluate.worst_sequences(results, 5), lambda i: f"inspector?index={i}")
+    assert list(worst.columns) == table_format.TABLE_COLUMNS + ["inspect"]
     assert worst["abs_error"].is_monotonic_decreasing
     assert worst["inspect"].tolist() == [f"inspector?index={i}" for i in worst["seq_id"]]
 
 
 def test_csv_bytes_flattens_list_columns(results):
-    text = tables.csv_bytes(results.head(3)).decode()
-    header, first = text.splitlines()[:2]
-    assert "true_digits" in header and "[" not in first
+    import io
+
+    text = table_format.csv_bytes(evaluate.as_table(results).take([0, 1, 2])).decode()
+    back = pd.read_csv(io.StringIO(text))
+    assert len(back) == 3 and "indices" not in back.columns
+    for i in range(3):
+        assert back["true_digits"][i] == " ".join(str(d) for d in results["true_digits"][i])
+        assert back["digit_conf"][i] == " ".join(f"{c:.3f}" for c in results["digit_conf"][i])
 
 
 @pytest.mark.parametrize("max_sum, width", [(0, 1), (40, 1), (41, 2), (90, 5), (450, 20), (9000, 500)])
 def test_nice_bucket_width_keeps_the_heatmap_readable(max_sum, width):
-    assert tables.nice_bucket_width(max_sum) == width
+    assert table_format.nice_bucket_width(max_sum) == width
 
 
 def test_training_range():
-    assert tables.training_range({"train_lengths": [1, 10]}) == (1, 10)
-    assert tables.training_range({}) is None
-    assert tables.training_range({"train_lengths": "junk"}) is None
+    assert table_format.training_range({"train_lengths": [1, 10]}) == (1, 10)
+    assert table_format.training_range({}) is None
+    assert table_format.training_range({"train_lengths": "junk"}) is None
 
 
 def test_headlines_from_the_benchmark(tmp_path):
@@ -119,45 +125,45 @@ def test_headlines_from_the_benchmark(tmp_path):
         "checkpoint": "default.pt", "digit_acc": 0.998, "original": {"mae": 0.03, "exact_acc": 0.98},
         "by_length": [{"length": 100, "mae": 0.4, "exact_acc": 0.8}, {"length": 1000, "mae": 4.0,
                                                                        "exact_acc": 0.2}]}]}
-    found = headlines.benchmark_headlines(report, ckpt, tmp_path, "2030-01-01T00:00:00+00:00")
+    found = headline_cards.benchmark_headlines(report, ckpt, tmp_path, "2030-01-01T00:00:00+00:00")
     assert found == {"protocol_mae": 0.03, "protocol_exact": 0.98, "digit_acc": 0.998, "mae_100": 0.4,
                      "exact_100": 0.8, "mae_1000": 4.0, "exact_1000": 0.2}
     # A benchmark older than the checkpoint describes another model: ignored.
-    assert headlines.benchmark_headlines(report, ckpt, tmp_path, "2031-01-01T00:00:00+00:00") == {}
-    assert headlines.benchmark_headlines(None, ckpt, tmp_path, "2030") == {}
+    assert headline_cards.benchmark_headlines(report, ckpt, tmp_path, "2031-01-01T00:00:00+00:00") == {}
+    assert headline_cards.benchmark_headlines(None, ckpt, tmp_path, "2030") == {}
 
 
 def test_metadata_rows_flatten_nested_dicts():
-    rows = tables.metadata_rows({"head": "lstm", "train_config": {"lr": 0.1, "seed": 0}})
+    rows = table_format.metadata_rows({"head": "lstm", "train_config": {"lr": 0.1, "seed": 0}})
     assert dict(zip(rows["field"], rows["value"])) == {"head": "lstm", "train_config.lr": "0.1",
                                                        "train_config.seed": "0"}
 
 
 def test_misread_summary():
-    assert digit_row.misread_summary([1, 2, 3], [1, 2, 3]) == "Every digit was read correctly."
-    assert digit_row.misread_summary([7, 2, 4], [1, 2, 9]) == "Misread at steps 1 (7 read as 1), 3 (4 read as 9)."
-    assert digit_row.misread_summary([7] * 20, [1] * 20, limit=2).endswith("and 18 more.")
+    assert digit_strip.misread_summary([1, 2, 3], [1, 2, 3]) == "Every digit was read correctly."
+    assert digit_strip.misread_summary([7, 2, 4], [1, 2, 9]) == "Misread at steps 1 (7 read as 1), 3 (4 read as 9)."
+    assert digit_strip.misread_summary([7] * 20, [1] * 20, limit=2).endswith("and 18 more.")
 
 
 def test_digit_row_html_marks_wrong_digits():
     images = np.zeros((3, 28, 28), np.uint8)
-    html = digit_row.digit_row_html(images, [1, 2, 3], [1, 7, 3], [0.99, 0.51, 0.8])
+    html = digit_strip.digit_row_html(images, [1, 2, 3], [1, 7, 3], [0.99, 0.51, 0.8])
     assert html.count("<img") == 3 and "overflow-x:auto" in html
     assert "pred 7" in html and html.count("#EF4444") == 2  # one wrong digit: frame + text
     with pytest.raises(ValueError):
-        digit_row.digit_row_html(images, [1, 2], [1, 2], [1, 1])
+        digit_strip.digit_row_html(images, [1, 2], [1, 2], [1, 1])
 
 
 def test_headlines_prefer_the_benchmark_and_name_their_source():
-    shown = {h.key: h for h in headlines.headlines({"protocol_mae": 0.05}, {"protocol_mae": 0.9, "digit_acc": 0.99})}
-    assert list(shown) == list(headlines.HEADLINES)
-    assert (shown["protocol_mae"].text, shown["protocol_mae"].source) == ("0.050", headlines.FROM_BENCHMARK)
+    shown = {h.key: h for h in headline_cards.headlines({"protocol_mae": 0.05}, {"protocol_mae": 0.9, "digit_acc": 0.99})}
+    assert list(shown) == list(headline_cards.HEADLINES)
+    assert (shown["protocol_mae"].text, shown["protocol_mae"].source) == ("0.050", headline_cards.FROM_BENCHMARK)
     assert shown["protocol_mae"].delta == f"{0.05 - evaluate.ORIGINAL_MAE:+.3f} vs original {evaluate.ORIGINAL_MAE}"
-    assert (shown["digit_acc"].text, shown["digit_acc"].source) == ("99.00%", headlines.MEASURED)
-    assert (shown["mae_1000"].text, shown["mae_1000"].source, shown["mae_1000"].value) == ("—", headlines.MISSING, None)
-    assert headlines.missing({"protocol_mae": 0.05}) == [k for k in headlines.HEADLINES if k != "protocol_mae"]
-    assert headlines.verdict(0.0838) == "10.0× smaller" and headlines.verdict(1.676) == "2.0× larger"
-    assert headlines.lookup({"a": {"b": float("nan")}, "c": "2"}, "a.b", "c") == 2.0
+    assert (shown["digit_acc"].text, shown["digit_acc"].source) == ("99.00%", headline_cards.MEASURED)
+    assert (shown["mae_1000"].text, shown["mae_1000"].source, shown["mae_1000"].value) == ("—", headline_cards.MISSING, None)
+    assert headline_cards.missing({"protocol_mae": 0.05}) == [k for k in headline_cards.HEADLINES if k != "protocol_mae"]
+    assert headline_cards.verdict(0.0838) == "10.0× smaller" and headline_cards.verdict(1.676) == "2.0× larger"
+    assert headline_cards.lookup({"a": {"b": float("nan")}, "c": "2"}, "a.b", "c") == 2.0
 
 
 def test_eval_spec_clamps_and_stepped_moves():
@@ -188,34 +194,34 @@ def test_spec_titles_and_link_query():
 
 def test_most_frequent_confusion():
     cm = np.diag(np.arange(10) + 5)
-    assert tables.most_frequent_confusion(cm) == (9, 9)  # nothing misread: the most frequent digit
+    assert table_format.most_frequent_confusion(cm) == (9, 9)  # nothing misread: the most frequent digit
     cm[7, 1], cm[4, 9] = 3, 2
-    assert tables.most_frequent_confusion(cm) == (7, 1)
+    assert table_format.most_frequent_confusion(cm) == (7, 1)
 
 
 def test_step_table_and_length_table(results):
     row = results.iloc[0]
-    steps = tables.step_table(row)
+    steps = table_format.step_table(row)
     assert list(steps["step"]) == list(range(1, row["length"] + 1))
     assert np.allclose(steps["added"].cumsum(), row["running"])
     assert np.allclose(steps["gap"], np.asarray(row["running"]) - np.cumsum(row["true_digits"]))
-    stats = tables.length_table(results, (1, 10))
+    stats = table_format.length_table(results, (1, 10))
     assert list(stats["length"]) == [1, 5, 10, 20, 100]
     assert list(stats["in training range"]) == [True, True, True, False, False]
-    assert not tables.length_table(results, None)["in training range"].any()
+    assert not table_format.length_table(results, None)["in training range"].any()
 
 
 def test_training_facts():
-    facts = tables.training_facts({"head": "lstm", "train_lengths": [1, 10], "train_config": {"epochs_cnn": 3, "seed": 4}})
+    facts = table_format.training_facts({"head": "lstm", "train_lengths": [1, 10], "train_config": {"epochs_cnn": 3, "seed": 4}})
     assert facts["training lengths"] == "1–10" and facts["epochs (cnn/head/joint)"] == "3/?/?" and facts["seed"] == 4
-    assert tables.training_facts(None)["head"] is None
+    assert table_format.training_facts(None)["head"] is None
 
 
 def test_comparison_tables(results):
     better = results.assign(pred_rounded=results["true_sum"])
-    by_len = tables.compare_by_length(results, better, "A", "B")
+    by_len = table_format.compare_by_length(results, better, "A", "B")
     assert list(by_len["length"]) == [1, 5, 10, 20, 100] and (by_len["Δ MAE"] <= 0).all()
-    diff = tables.disagreements(results, better, "A", "B")
+    diff = table_format.disagreements(results, better, "A", "B")
     assert len(diff) == int((~results["exact"]).sum()) and set(diff["right"]) == {"B"}
 
 
@@ -231,13 +237,13 @@ def fake_run(status="running", cancelling=False):
 
 
 def test_runs_display_words_a_run():
-    assert runs_display.status(fake_run()) == "running"
-    assert runs_display.status(fake_run(cancelling=True)) == "cancelling"
-    assert runs_display.progress_text(fake_run()) == "25% · ETA 1 min 15 s"
-    assert "cancelling" in runs_display.progress_text(fake_run(cancelling=True))
-    assert runs_display.eta_text(None) == "ETA unknown" and runs_display.eta_text(9.6) == "ETA 10 s"
-    assert runs_display.run_label(fake_run()) == "r1 · smoke (epochs_head=1)"
-    rows = runs_display.runs_rows([fake_run(cancelling=True)])
+    assert run_format.status(fake_run()) == "running"
+    assert run_format.status(fake_run(cancelling=True)) == "cancelling"
+    assert run_format.progress_text(fake_run()) == "25% · ETA 1 min 15 s"
+    assert "cancelling" in run_format.progress_text(fake_run(cancelling=True))
+    assert run_format.eta_text(None) == "ETA unknown" and run_format.eta_text(9.6) == "ETA 10 s"
+    assert run_format.run_label(fake_run()) == "r1 · smoke (epochs_head=1)"
+    rows = run_format.runs_rows([fake_run(cancelling=True)])
     assert rows.loc[0, "status"] == "cancelling" and rows.loc[0, "settings"] == "epochs_head=1"
 
 
@@ -245,10 +251,10 @@ def test_launch_config_keeps_only_real_overrides():
     base = {"head": "lstm", "min_len": 1, "max_len": 10}
     form = {"preset": "smoke", "device": "cpu", "head": "lstm", "lengths": (1, 10), "lr": None, "batch_size": 64,
             "seed": None, "epochs_cnn": None, "epochs_head": 1, "epochs_joint": None, "world": 4}
-    config, world = runs_display.launch_config(form, base, device_count=4)
+    config, world = run_format.launch_config(form, base, device_count=4)
     assert "head" not in config and "min_len" not in config and world is None  # cpu: one process
     assert config["epochs_head"] == 1 and config["batch_size"] == 64
-    config, world = runs_display.launch_config({**form, "device": "cuda", "head": "deepsets", "lengths": (2, 8)},
+    config, world = run_format.launch_config({**form, "device": "cuda", "head": "deepsets", "lengths": (2, 8)},
                                                base, device_count=4)
     assert (config["head"], config["min_len"], config["max_len"], world) == ("deepsets", 2, 8, 4)
 
@@ -288,9 +294,14 @@ def test_heatmap_has_one_row_per_length(results):
     assert fig.data[0].x[0] == "0-19"  # buckets are labelled by their inclusive sum range
 
 
-def test_pred_vs_true_bins_when_many_points(results):
+def test_pred_vs_true_bins_on_the_server_when_many_points(results):
     assert isinstance(charts.pred_vs_true_figure(results).data[0], go.Scattergl)
-    assert isinstance(charts.pred_vs_true_figure(results, max_points=10).data[0], go.Histogram2d)
+    fig = charts.pred_vs_true_figure(results, max_points=10, bins=8)
+    grid = fig.data[0]
+    assert isinstance(grid, go.Heatmap)  # counts binned here: the browser gets 8 x 8 numbers, not every point
+    assert np.asarray(grid.z, float).shape == (8, 8) and np.nansum(np.asarray(grid.z, float)) == len(results)
+    wrong = [t for t in fig.data if t.name == "wrong"]
+    assert len(wrong) == 1 and len(wrong[0].x) == min(10, int((~results["exact"]).sum()))  # errors stay visible
 
 
 def test_confusion_figure_blanks_the_diagonal_and_is_selectable(results):

@@ -9,7 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import digit_row, links, settings, trust, trust_charts
+from core.constants import SUSPECT_K as DEFAULT_SUSPECT_K
+from core.evaluate import as_table
+from dashboard import links, state
+from dashboard.ui import digit_strip, trust_charts, trust_tables
 from dashboard.links import SequenceSpec
 from tests.test_components import fake_results
 
@@ -26,40 +29,42 @@ def results() -> pd.DataFrame:
 
 
 def test_below_p_exact_and_selective(results):
-    below = trust.below_p_exact(results, 0.5)
+    below = trust_tables.below_p_exact(as_table(results), 0.5).rows
     assert (below["p_exact"] < 0.5).all() and len(below) == int((results["p_exact"] < 0.5).sum())
-    figures = trust.selective(results, 0.5)
+    figures = trust_tables.selective(results, 0.5)
     assert figures["below"] == len(below) and figures["coverage"] == pytest.approx(1 - len(below) / len(results))
-    assert trust.has_distribution(results) and not trust.has_distribution(results.assign(p_exact=np.nan))
+    assert trust_tables.has_distribution(results) and not trust_tables.has_distribution(results.assign(p_exact=np.nan))
 
 
 def test_suspect_only_ids_follow_mark_suspects(results):
     wrong = results[~results["exact"]]
     row = wrong.iloc[0]
     misread = [i for i, t, p in zip(row["indices"], row["true_digits"], row["pred_digits"]) if t != p]
-    assert trust.suspect_only_ids(results, misread) >= {int(row["seq_id"])}
-    assert trust.suspect_only_ids(results, []) == set()
-    assert trust.suspect_only_ids(results[results["exact"]], misread) == set()  # right sequences never count
+    assert trust_tables.suspect_only_ids(as_table(results), misread) >= {int(row["seq_id"])}
+    assert trust_tables.suspect_only_ids(as_table(results), []) == set()
+    right = as_table(results[results["exact"]])
+    assert trust_tables.suspect_only_ids(right, misread) == set()  # right sequences never count
 
 
 def test_image_positions_and_sequences_with_image(results):
-    pos = trust.image_positions(results)
+    table = as_table(results)
+    pos = trust_tables.image_positions(table)
     assert len(pos) == results["length"].sum()
     first = pos[pos["seq_id"] == results["seq_id"].iloc[3]]
     assert list(first["step"]) == list(range(1, results["length"].iloc[3] + 1))
-    hits = trust.sequences_with_image(results, 7)
+    hits = trust_tables.sequences_with_image(table, 7)
     assert sorted(hits["seq_id"]) == [0, 1]
     assert hits.set_index("seq_id").loc[0, "step"] == "1"
-    assert trust.usage(results, [7, 99_999]) == {7: 2, 99_999: 0}
-    assert trust.sequences_with_image(results, 99_999).empty
+    assert trust_tables.usage(table, [7, 99_999]) == {7: 2, 99_999: 0}
+    assert trust_tables.sequences_with_image(table, 99_999).empty
 
 
 def test_thin_keeps_the_ends():
     curve = pd.DataFrame({"threshold": np.linspace(1, 0, 10_000), "coverage": np.linspace(0, 1, 10_000),
                           "risk": np.zeros(10_000)})
-    thin = trust.thin(curve, 100)
+    thin = trust_tables.thin(curve, 100)
     assert len(thin) == 100 and thin["coverage"].iloc[0] == 0 and thin["coverage"].iloc[-1] == 1
-    assert len(trust.thin(curve.head(50), 100)) == 50
+    assert len(trust_tables.thin(curve.head(50), 100)) == 50
 
 
 def test_trust_figures_and_interval_table():
@@ -67,11 +72,11 @@ def test_trust_figures_and_interval_table():
     after = {"available": True, "sum_ece": 0.01, "exact_at_90": 0.99, "coverage_by_length": {1: 1.0, 10: 0.96},
              "interval_width_by_length": {1: 0.1, 10: 0.5}}
     before = {"available": True, "sum_ece": 0.3, "exact_at_90": 0.98}
-    rows = trust.trust_figures(digits, after, before)
+    rows = trust_tables.trust_figures(digits, after, before)
     assert rows[0] == ("Digit ECE (test)", "0.50%", "4.00%") and rows[2][1:] == ("99.00%", "98.00%")
-    none = trust.trust_figures(digits, {"available": False}, {"available": False})
+    none = trust_tables.trust_figures(digits, {"available": False}, {"available": False})
     assert none[1][1:] == ("—", "—") and none[0][1] == "0.50%"
-    table = trust.interval_table(after)
+    table = trust_tables.interval_table(after)
     assert list(table["length"]) == [1, 10] and list(table["mean width"]) == [0.1, 0.5]
 
 
@@ -104,11 +109,11 @@ def test_sum_distribution_figure_marks_truth_interval_and_prediction():
 
 def test_digit_row_shows_the_runner_up():
     images = np.zeros((2, 28, 28), np.uint8)
-    html = digit_row.digit_row_html(images, [1, 2], [1, 7], [0.99, 0.6], second=[7, 2], second_conf=[0.004, 0.39])
+    html = digit_strip.digit_row_html(images, [1, 2], [1, 7], [0.99, 0.6], second=[7, 2], second_conf=[0.004, 0.39])
     assert html.count('class="second"') == 2 and "2nd 7<br/>0.4%" in html and "2nd 2<br/>39%" in html
-    assert 'class="second"' not in digit_row.digit_row_html(images, [1, 2], [1, 7], [0.99, 0.6])
+    assert 'class="second"' not in digit_strip.digit_row_html(images, [1, 2], [1, 7], [0.99, 0.6])
     with pytest.raises(ValueError):
-        digit_row.digit_row_html(images, [1, 2], [1, 7], [0.99, 0.6], second=[7], second_conf=[0.1])
+        digit_strip.digit_row_html(images, [1, 2], [1, 7], [0.99, 0.6], second=[7], second_conf=[0.1])
 
 
 def test_links_and_settings_carry_suspects_set_aside():
@@ -119,13 +124,13 @@ def test_links_and_settings_carry_suspects_set_aside():
     with pytest.raises(ValueError, match="aside"):
         SequenceSpec.from_query({**spec.to_query(), "aside": "x"})
     ckpts = {"checkpoints/default.pt": Path("/m/default.pt")}
-    state = {}
-    settings.seed_from_url(state, {"lengths": "3", "aside": "5000"}, ckpts)
-    assert state[settings.ASIDE] is True and state[settings.SUSPECT_K] == settings.MAX_SUSPECT_K
-    state = {}
-    settings.seed_from_url(state, {"aside": "nope"}, ckpts)
-    assert state[settings.ASIDE] is False and state[settings.SUSPECT_K] == 30
-    s = settings.read_settings({**state, settings.CKPT: "checkpoints/default.pt"}, ckpts)
+    session = {}
+    state.seed_from_url(session, {"lengths": "3", "aside": "5000"}, ckpts)
+    assert session[state.ASIDE] is True and session[state.SUSPECT_K] == state.MAX_SUSPECT_K
+    session = {}
+    state.seed_from_url(session, {"aside": "nope"}, ckpts)
+    assert session[state.ASIDE] is False and session[state.SUSPECT_K] == DEFAULT_SUSPECT_K
+    s = state.read_settings({**state, state.CKPT: "checkpoints/default.pt"}, ckpts)
     assert (s.suspect_k, s.aside) == (30, 0)
-    s = settings.read_settings({**state, settings.ASIDE: True, settings.SUSPECT_K: 12}, ckpts)
-    assert (s.suspect_k, s.aside) == (12, 12) and settings.eval_spec(s, 4, 10).aside == 12
+    s = state.read_settings({**state, state.ASIDE: True, state.SUSPECT_K: 12}, ckpts)
+    assert (s.suspect_k, s.aside) == (12, 12) and state.eval_spec(s, 4, 10).aside == 12

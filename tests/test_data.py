@@ -3,6 +3,7 @@
 import gzip
 import os
 import pickle
+import shutil
 import time
 
 import numpy as np
@@ -111,6 +112,20 @@ def test_offline_without_sources_says_what_to_do(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="MNIST_IDX_DIR"):
         load_mnist(tmp_path)
     assert not (tmp_path / "mnist.npz").exists()
+
+
+def test_only_the_newest_copy_of_mnist_is_held(tmp_path):
+    cache = tmp_path / data.CACHE_NAME
+    shutil.copyfile(data.fetch_mnist(), cache)
+    first = load_mnist(tmp_path)
+    assert load_mnist(tmp_path) is first  # read once
+    stat = cache.stat()
+    os.utime(cache, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the cache rewritten (a new mtime)
+    second = load_mnist(tmp_path)
+    assert second is not first
+    assert len(data._loaded) == 1  # the old ~55 MB copy is let go
+    load_mnist()  # another data folder: still one copy
+    assert len(data._loaded) == 1
 
 
 def test_real_mnist_shapes_histograms_and_speed():

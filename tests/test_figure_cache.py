@@ -1,14 +1,17 @@
-"""dashboard.figure_cache: Error analysis's figures are built once per evaluation set and set of rows."""
+"""dashboard.data.figures: Error analysis's figures are built once per evaluation set and set of rows."""
 
+import numpy as np
 import pytest
 
 from core import evaluate, load_predictor
-from dashboard import charts, figure_cache
+from dashboard import data
+from dashboard.data import figures
+from dashboard.ui import charts
 
 
 @pytest.fixture(scope="module")
 def table(smoke_checkpoint):
-    return evaluate.evaluation_set(load_predictor(smoke_checkpoint, device="cpu"), [2, 5], 30, seed=7)
+    return evaluate.evaluation_table(load_predictor(smoke_checkpoint, device="cpu"), [2, 5], 30, seed=7)
 
 
 def test_same_rows_reuse_the_figures_and_other_rows_rebuild_them(table, monkeypatch):
@@ -16,19 +19,19 @@ def test_same_rows_reuse_the_figures_and_other_rows_rebuild_them(table, monkeypa
     original = charts.length_figure
     monkeypatch.setattr(charts, "length_figure", lambda *a: built.append(1) or original(*a))
     key = ("smoke", (2, 5), 30, 7, 0)
-    first = figure_cache.error_figures(key, table, (1, 10))
-    again = figure_cache.error_figures(key, table.copy(), (1, 10))  # another frame, the same rows
+    first = data.error_figures(key, table, (1, 10))
+    again = data.error_figures(key, table.take(np.arange(len(table))), (1, 10))  # another table, the same rows
     assert again is first and len(built) == 1
-    subset = table[table["length"] == 5]
-    other = figure_cache.error_figures(key, subset, (1, 10))
+    subset = table.take(table.rows["length"].to_numpy() == 5)
+    other = data.error_figures(key, subset, (1, 10))
     assert other is not first and len(built) == 2
-    assert other["cm"].sum() == sum(len(d) for d in subset["true_digits"])  # the confusion of those rows only
-    assert figure_cache.rows_digest(subset) != figure_cache.rows_digest(table)
+    assert other["cm"].sum() == subset.rows["length"].sum()  # the confusion of those rows only
+    assert figures.rows_digest(subset) != figures.rows_digest(table)
 
 
 def test_heatmap_follows_width_and_metric(table):
     key = ("smoke", (2, 5), 30, 7, 0)
-    a = figure_cache.heatmap(key, table, 5, "mae", "MAE")
-    assert figure_cache.heatmap(key, table, 5, "mae", "MAE") is a
-    b = figure_cache.heatmap(key, table, 10, "error_rate", "error rate")
+    a = data.heatmap(key, table, 5, "mae", "MAE")
+    assert data.heatmap(key, table, 5, "mae", "MAE") is a
+    b = data.heatmap(key, table, 10, "error_rate", "error rate")
     assert b is not a and len(b.data[0].x) < len(a.data[0].x)  # wider buckets: fewer columns

@@ -109,7 +109,7 @@ def test_overview_headlines_metadata_and_sidebar(env):
 
 def test_overview_shows_measured_headlines(env, monkeypatch):
     from core import evaluate
-    from dashboard import cache
+    from dashboard.data import evaluation
 
     # The real protocol is 20,000 sequences; a few hundred exercise the same path quickly.
     monkeypatch.setitem(evaluate.ORIGINAL_PROTOCOL, "count", 200)
@@ -117,7 +117,7 @@ def test_overview_shows_measured_headlines(env, monkeypatch):
     monkeypatch.setitem(evaluate.HEADLINE_EXTRAPOLATION, 1000, 2)
     measured, real = [], evaluate.headline_figures  # what core.evaluate returned to the dashboard
     monkeypatch.setattr(evaluate, "headline_figures", lambda p: measured.append(real(p)) or measured[-1])
-    cache._headlines.clear()
+    evaluation._Headlines.measured.clear()
     at = open_page("views/overview.py")
     # No benchmark covers this copy of the model: every figure is missing until measured.
     assert all(by_label(at.metric, label).value == "—" for label in ("MAE, original protocol", "MAE at length 1000"))
@@ -137,7 +137,7 @@ def test_overview_shows_measured_headlines(env, monkeypatch):
 def test_overview_headlines_come_from_the_benchmark_not_the_metadata(tmp_path, registry, monkeypatch):
     """A checkpoint whose metadata carries stale headline-like keys: the overview shows the benchmark's
     figures for it (the metadata path, which training never filled, is gone)."""
-    from dashboard import cache
+    from dashboard.data import evaluation
 
     folder = tmp_path / "ckpts"
     folder.mkdir()
@@ -147,7 +147,7 @@ def test_overview_headlines_come_from_the_benchmark_not_the_metadata(tmp_path, r
     report.write_text(json.dumps({"created": "2030-02-01T00:00:00+00:00", "heads": [{
         "checkpoint": str(folder / "default.pt"), "digit_acc": 0.9876, "original": {"mae": 0.0421, "exact_acc": 0.975},
         "by_length": [{"length": 100, "mae": 0.51, "exact_acc": 0.7}, {"length": 1000, "mae": 6.5, "exact_acc": 0.12}]}]}))
-    monkeypatch.setattr(cache, "BENCHMARK_JSON", report)
+    monkeypatch.setattr(evaluation, "BENCHMARK_JSON", report)
     monkeypatch.setenv("DIGITSUM_CHECKPOINT_DIR", str(folder))
     at = open_page("views/overview.py", eval_lengths="2", eval_per_length=5)
     shown = {m.label: (m.value, m.proto.help) for m in at.metric}

@@ -17,10 +17,10 @@ from PIL import Image
 
 from core.data import load_mnist, split_arrays
 from core.paths import REPO_ROOT
-from dashboard import handwriting_ui as ui
+from dashboard.ui import handwriting_pictures
 from tests.test_pages import by_label, open_page
 
-VIEW = "views/handwriting.py"
+VIEW = "views/write_your_own.py"
 WANTED = (3, 5, 8)  # digits whose sum (16) a misreading would change
 
 
@@ -143,28 +143,28 @@ def test_a_blank_photo_gets_one_line(env):
 def test_boxed_image_numbers_each_box_in_the_model_colour():
     image = np.zeros((100, 200), np.uint8)
     boxes = np.array([[20, 30, 60, 90], [120, 30, 160, 90]])
-    out = ui.boxed_image(image, boxes)
+    out = handwriting_pictures.boxed_image(image, boxes)
     assert out.shape == (100, 200, 3) and out.dtype == np.uint8
-    assert tuple(out[60, 18]) == ui.BOX_RGB and tuple(out[60, 162]) == ui.BOX_RGB  # left and right outlines
+    assert tuple(out[60, 18]) == handwriting_pictures.BOX_RGB and tuple(out[60, 162]) == handwriting_pictures.BOX_RGB  # left and right outlines
     assert tuple(out[60, 90]) == (0, 0, 0)  # between the boxes: untouched
-    assert (out[:30, 20:60] == ui.BOX_RGB).all(axis=2).any()  # the number's tag above the first box
-    high = ui.boxed_image(image, np.array([[80, 2, 120, 98]]))  # no room above: the tag goes left of the box
-    assert (high[:, :76] == ui.BOX_RGB).all(axis=2).any() and not (high[:, 130:] == ui.BOX_RGB).all(axis=2).any()
+    assert (out[:30, 20:60] == handwriting_pictures.BOX_RGB).all(axis=2).any()  # the number's tag above the first box
+    high = handwriting_pictures.boxed_image(image, np.array([[80, 2, 120, 98]]))  # no room above: the tag goes left of the box
+    assert (high[:, :76] == handwriting_pictures.BOX_RGB).all(axis=2).any() and not (high[:, 130:] == handwriting_pictures.BOX_RGB).all(axis=2).any()
 
 
 def test_boxed_image_shrinks_a_wide_photo_and_its_boxes():
     image = np.full((500, 2000, 3), 255, np.uint8)
-    out = ui.boxed_image(image, np.array([[1000, 200, 1200, 400]]), max_width=500)
+    out = handwriting_pictures.boxed_image(image, np.array([[1000, 200, 1200, 400]]), max_width=500)
     assert out.shape == (125, 500, 3)
-    assert tuple(out[75, 248]) == ui.BOX_RGB  # the outline moved with the image: x0 1000 -> 250
+    assert tuple(out[75, 248]) == handwriting_pictures.BOX_RGB  # the outline moved with the image: x0 1000 -> 250
 
 
 def test_enlarge_keeps_the_pixels_and_top_readings_sort_them():
     digit = np.arange(28 * 28, dtype=np.uint8).reshape(28, 28)
-    np.testing.assert_array_equal(ui.enlarge(digit, 3), np.kron(digit, np.ones((3, 3), np.uint8)))
+    np.testing.assert_array_equal(handwriting_pictures.enlarge(digit, 3), np.kron(digit, np.ones((3, 3), np.uint8)))
     probs = np.array([[0.1, 0.7, 0.2] + [0] * 7, [0] * 9 + [1.0]])
-    assert ui.top_readings(probs) == [[(1, 0.7), (2, 0.2)], [(9, 1.0), (0, 0.0)]]
-    assert ui.readings_text([(1, 0.7), (2, 0.004)]) == "**1** 70%  \n2nd 2 · 0.4%"
-    assert ui.image_key(digit) == ui.image_key(digit.copy()) != ui.image_key(digit[::-1])
-    assert ui.folder_name(REPO_ROOT / "collection") == "collection/"
-    assert ui.folder_name(Path("/srv/digits")) == "/srv/digits/"
+    assert handwriting_pictures.top_readings(probs) == [[(1, 0.7), (2, 0.2)], [(9, 1.0), (0, 0.0)]]
+    assert handwriting_pictures.readings_text([(1, 0.7), (2, 0.004)]) == "**1** 70%  \n2nd 2 · 0.4%"
+    assert handwriting_pictures.image_key(digit) == handwriting_pictures.image_key(digit.copy()) != handwriting_pictures.image_key(digit[::-1])
+    assert handwriting_pictures.folder_name(REPO_ROOT / "collection") == "collection/"
+    assert handwriting_pictures.folder_name(Path("/srv/digits")) == "/srv/digits/"

@@ -25,7 +25,8 @@ from core.evaluate import digit_map
 from core.evaluate.embeddings import MAP_NAME
 from core.predict import cache as disk_cache
 from core.evaluate import compare_slices, digit_disagreements, find_error_slices
-from dashboard import cache, settings, slice_cache
+from dashboard import data, state
+from dashboard.data import digit_map_job
 from tests.test_pages import by_label, open_page, plotly, table
 from tests.test_pages_trust import values
 from tests.test_training_page import click, spawned, stage, tiny_checkpoint  # noqa: F401 - a fixture
@@ -56,13 +57,13 @@ def csv_files(monkeypatch) -> dict:
 
 def current(at):
     """(settings, the evaluation table) of the app's pre-seeded set, from the app's own caches."""
-    s = settings.read_settings(at.session_state, cache.list_checkpoints())
-    return s, cache.evaluation(s.checkpoint, s.lengths, s.per_length, s.seed, s.aside)
+    s = state.read_settings(at.session_state, data.list_checkpoints())
+    return s, data.evaluation_table(s.checkpoint, s.lengths, s.per_length, s.seed, s.aside)
 
 
 def expected_slices(at, tolerance: int = 0, min_size=None) -> pd.DataFrame:
     s, df = current(at)
-    suspects = cache.suspects(s.checkpoint)["index"].to_numpy()[: s.suspect_k]
+    suspects = data.suspects(s.checkpoint)["index"].to_numpy()[: s.suspect_k]
     return find_error_slices(df, tolerance=tolerance, min_size=min_size, suspects=suspects)
 
 
@@ -75,32 +76,32 @@ def notices(at) -> list[str]:
 def test_slice_helpers_filter_step_and_drop_a_slice_of_another_set(tmp_path):
     checkpoint = tmp_path / "a.pt"
     checkpoint.write_bytes(b"weights")
-    s = settings.Settings(checkpoint, "a.pt", [5, 6], 10, 0, None)
+    s = state.Settings(checkpoint, "a.pt", [5, 6], 10, 0, None)
     state: dict = {}
-    settings.choose_slice(state, s, "length = 5", [7, 3, 9])
-    chosen = settings.active_slice(state, s)
+    state.choose_slice(state, s, "length = 5", [7, 3, 9])
+    chosen = state.active_slice(state, s)
     assert chosen["seq_ids"] == [3, 7, 9] and chosen["rule"] == "length = 5"
     df = pd.DataFrame({"seq_id": range(12)})
-    assert list(settings.apply_slice(df, chosen)["seq_id"]) == [3, 7, 9]
-    assert settings.apply_slice(df, None) is df
-    assert [settings.slice_step([3, 7, 9], c, d) for c, d in ((3, 1), (7, -1), (9, 1), (3, -1), (5, 1), (0, -1))] == \
+    assert list(state.apply_slice(df, chosen)["seq_id"]) == [3, 7, 9]
+    assert state.apply_slice(df, None) is df
+    assert [state.slice_step([3, 7, 9], c, d) for c, d in ((3, 1), (7, -1), (9, 1), (3, -1), (5, 1), (0, -1))] == \
         [7, 3, 9, 3, 7, 0]
-    other = settings.Settings(checkpoint, "a.pt", [5, 6], 11, 0, None)  # another evaluation set
-    assert settings.active_slice(state, other) is None and settings.SLICE not in state
-    settings.choose_slice(state, s, "r", [1])
+    other = state.Settings(checkpoint, "a.pt", [5, 6], 11, 0, None)  # another evaluation set
+    assert state.active_slice(state, other) is None and state.SLICE not in state
+    state.choose_slice(state, s, "r", [1])
     replaced = tmp_path / "new.pt"
     replaced.write_bytes(b"other weights")
     replaced.replace(checkpoint)  # the same path, a new file: its suspects, so its set, may differ
-    assert settings.active_slice(state, s) is None
-    settings.choose_slice(state, s, "r", [1])
-    settings.clear_slice(state)
-    assert settings.SLICE not in state and state[settings.SLICE_WIDGETS] == 1
+    assert state.active_slice(state, s) is None
+    state.choose_slice(state, s, "r", [1])
+    state.clear_slice(state)
+    assert state.SLICE not in state and state[state.SLICE_WIDGETS] == 1
 
 
 # ----------------------------------------------------------------------------- slices
 
 def test_slices_view_shows_the_slices_and_its_controls_recompute_them(env):
-    at = open_page("views/slices.py", **SLICED)
+    at = open_page("views/slice_finder.py", **SLICED)
     assert [t.value for t in at.title] == ["Slices"]
     expected = expected_slices(at)
     assert len(expected) > 1, "the shipped model makes too few errors on this set to form slices"
@@ -127,13 +128,13 @@ def test_slices_view_shows_the_slices_and_its_controls_recompute_them(env):
 
 
 def test_a_chosen_slice_filters_error_analysis_its_csv_and_the_inspector_until_clear(env, csv_files):
-    at = open_page("views/slices.py", **SLICED)
+    at = open_page("views/slice_finder.py", **SLICED)
     expected = expected_slices(at)
     pick = expected.iloc[1]  # not the first: the row, not a default, decides
     ids = sorted(int(i) for i in pick["seq_ids"])
     by_label(at.selectbox, "Filter the other views to").set_value(pick["slice"]).run()
     assert not at.exception
-    assert at.session_state[settings.SLICE]["seq_ids"] == ids
+    assert at.session_state[state.SLICE]["seq_ids"] == ids
     assert notices(at) == [f"Filtered to slice: `{pick['slice']}` ({len(ids):,} sequences, chosen in Slices)"]
 
     at.switch_page("views/errors.py").run()
@@ -159,7 +160,7 @@ def test_a_chosen_slice_filters_error_analysis_its_csv_and_the_inspector_until_c
     assert at.query_params["index"] == str(worst_in_slice)
 
     by_label(at.button, "Clear").click().run()
-    assert not at.exception and not notices(at) and settings.SLICE not in at.session_state
+    assert not at.exception and not notices(at) and state.SLICE not in at.session_state
     by_label(at.button, "Next").click().run()
     assert at.query_params["index"] == str(min(worst_in_slice + 1, 119))  # the whole set again
     at.switch_page("views/errors.py").run()
@@ -167,12 +168,12 @@ def test_a_chosen_slice_filters_error_analysis_its_csv_and_the_inspector_until_c
 
 
 def test_a_slice_is_dropped_when_the_sidebar_set_changes(env):
-    at = open_page("views/slices.py", **SLICED)
+    at = open_page("views/slice_finder.py", **SLICED)
     rule = expected_slices(at)["slice"].iloc[0]
     by_label(at.selectbox, "Filter the other views to").set_value(rule).run()
     assert notices(at)
     by_label(at.sidebar.number_input, "Per length").set_value(41).run()
-    assert not at.exception and not notices(at) and settings.SLICE not in at.session_state
+    assert not at.exception and not notices(at) and state.SLICE not in at.session_state
     assert by_label(at.selectbox, "Filter the other views to").value == "(the whole evaluation set)"
 
 
@@ -186,7 +187,7 @@ def map_files():
     yield written
     for path in written:
         path.unlink(missing_ok=True)
-    slice_cache._digit_map.clear()
+    digit_map_job._digit_map.clear()
 
 
 def test_digit_map_starts_its_subprocess_then_shows_the_map_and_a_selection(env, map_files, monkeypatch, tmp_path):
@@ -202,9 +203,9 @@ def test_digit_map_starts_its_subprocess_then_shows_the_map_and_a_selection(env,
         def poll(self):
             return None
 
-    monkeypatch.setattr(slice_cache.subprocess, "Popen", Recorded)
-    monkeypatch.setattr(slice_cache._Jobs, "running", {})
-    at = open_page("views/digit_map.py", **BIGGER)
+    monkeypatch.setattr(digit_map_job.subprocess, "Popen", Recorded)
+    monkeypatch.setattr(digit_map_job._Jobs, "running", {})
+    at = open_page("views/digit_atlas.py", **BIGGER)
     assert [t.value for t in at.title] == ["Digit map"]
     path = str((env / "default.pt").resolve())
     assert started == [[sys.executable, "-m", "scripts.digit_map", "--checkpoint", path]]
@@ -214,7 +215,7 @@ def test_digit_map_starts_its_subprocess_then_shows_the_map_and_a_selection(env,
 
     # The subprocess's result: coordinates in core's cache (here one cluster per label).
     predictor = load_predictor(path)
-    labels = cache.test_split()[1]
+    labels = data.test_split()[1]
     xy = np.stack([labels + 0.01 * np.arange(len(labels)) % 1, labels % 3], -1).astype(np.float32)
     map_files.append(disk_cache.store_array(predictor.checkpoint_hash, MAP_NAME, "test", xy))
     at.run()
@@ -224,7 +225,7 @@ def test_digit_map_starts_its_subprocess_then_shows_the_map_and_a_selection(env,
     assert names == ["correct", "misread", "suspect label"]
     assert chart["layout"]["dragmode"] == "select" and all(t["type"] == "scattergl" for t in chart["data"])
     points = digit_map(predictor)
-    suspects = set(cache.suspects(path)["index"].head(30))
+    suspects = set(data.suspects(path)["index"].head(30))
     misread = [i for i, t, p in zip(points["index"], points["label"], points["pred"]) if t != p and i not in suspects]
     assert chart["data"][1]["name"] == f"misread ({len(misread):,})"
     assert chart["data"][2]["name"] == f"suspect label ({len(suspects):,})"

@@ -17,7 +17,7 @@ from core import evaluate
 from core.evaluate import reliability
 from core.model import DigitSumModel, ModelConfig
 from core.model.checkpoint import save_checkpoint
-from dashboard.theme import COLORS
+from dashboard.ui.theme import COLORS
 from tests.test_pages import APP, by_label, open_page, plotly, table
 
 NOTE = "no distribution over the sum"
@@ -45,10 +45,10 @@ def frame_with(at, column: str):
 
 def shown_set(at):
     """The evaluation table the app uses for the pre-seeded set (from its own cache)."""
-    from dashboard import cache, settings
+    from dashboard import data, state
 
-    s = settings.read_settings(at.session_state, cache.list_checkpoints())
-    return cache.evaluation(s.checkpoint, s.lengths, s.per_length, s.seed, s.aside)
+    s = state.read_settings(at.session_state, data.list_checkpoints())
+    return data.evaluation_table(s.checkpoint, s.lengths, s.per_length, s.seed, s.aside)
 
 
 # ----------------------------------------------------------------------------- calibration

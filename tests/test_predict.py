@@ -146,3 +146,32 @@ def test_predictor_is_never_mutated(predictor, pool):
     assert predictor.metadata["head"] == "lstm"
     assert not predictor._model.training
     assert all(torch.equal(before[k], v) for k, v in predictor._model.state_dict().items())
+
+
+def test_a_head_never_changes_the_thread_count_another_thread_sees():
+    """A sequence head runs on one thread; a CNN pass started meanwhile in another thread (another
+    session) must wait for it and then run with torch's full thread count."""
+    import threading
+
+    import torch
+
+    from core.predict.threads import one_thread, torch_section
+
+    cpu = torch.device("cpu")
+    before = torch.get_num_threads()
+    inside, seen = threading.Event(), []
+
+    def cnn_pass():
+        inside.wait(5)
+        with torch_section(cpu):
+            seen.append(torch.get_num_threads())
+
+    other = threading.Thread(target=cnn_pass)
+    other.start()
+    with one_thread(cpu):
+        assert torch.get_num_threads() == 1
+        inside.set()
+        other.join(0.3)
+        assert other.is_alive() and not seen  # it waits while the head holds torch on one thread
+    other.join(5)
+    assert seen == [before] and torch.get_num_threads() == before

@@ -8,6 +8,7 @@ from scipy import ndimage
 from core import load_predictor
 from core.data import load_mnist, split_arrays
 from core.evaluate.robustness import CORRUPTIONS, corruption_accuracy, make_row, row_reading
+from core.handwriting import HandwritingError
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def test_corruption_accuracy_on_a_small_subset(shipped):
     result = corruption_accuracy(shipped, seed=0, limit=300)
     assert set(result) == set(CORRUPTIONS) | {"clean", "mean"}
     assert result["clean"] >= 0.95
-    assert all(0.0 <= v <= 1.0 for v in result.values())
+    assert all(float(result[n] * 300).is_integer() for n in ("clean", *CORRUPTIONS))  # shares of the 300 images
     assert result["mean"] == pytest.approx(np.mean([result[n] for n in CORRUPTIONS]))
     assert result["mean"] > 0.7 and min(result[n] for n in CORRUPTIONS) < result["clean"]
     assert corruption_accuracy(shipped, seed=0, limit=300) == result  # seeded
@@ -83,5 +84,37 @@ def test_row_reading_on_a_few_rows(shipped):
     assert result["count_accuracy"] >= 0.9
     assert result["sum_exact"] >= 0.8 and result["sum_exact"] <= result["count_accuracy"]
     assert result["digit_accuracy"] >= 0.95
+
+
+def test_count_accuracy_is_the_share_of_rows_read_in_full(shipped, monkeypatch):
+    """On touching rows, count_accuracy is exactly the share of rows where the reader found both digits;
+    a planted misreading (one digit dropped from one row) lowers it by exactly one row."""
+    from core.evaluate import robustness
+
+    real, counts = robustness.read_digits, []
+
+    def recording(row):
+        try:
+            digits = real(row)
+        except HandwritingError:
+            counts.append(0)
+            raise
+        counts.append(len(digits))
+        return digits
+
+    monkeypatch.setattr(robustness, "read_digits", recording)
     touching = row_reading(shipped, n_rows=10, length=2, seed=0, touching=True)
-    assert touching["touching"] and 0.0 <= touching["count_accuracy"] <= 1.0
+    assert touching["touching"] and len(counts) == 10
+    assert touching["count_accuracy"] == np.mean(np.array(counts) == 2)
+    misread = []
+
+    def misread_once(row):  # the first row read in full loses a digit
+        digits = real(row)
+        if len(digits) == 2 and not misread:
+            misread.append(row)
+            return digits[:1]
+        return digits
+
+    monkeypatch.setattr(robustness, "read_digits", misread_once)
+    planted = row_reading(shipped, n_rows=10, length=2, seed=0, touching=True)
+    assert misread and planted["count_accuracy"] == pytest.approx(touching["count_accuracy"] - 0.1)

@@ -161,17 +161,16 @@ def test_vanished_run_with_finished_files_counts_as_succeeded(registry, no_spawn
     assert runs.list_checkpoints() == []  # a deleted checkpoint is not offered
 
 
-def test_queue_nobody_serves_gets_a_supervisor_only_when_asked(registry, no_spawn, monkeypatch):
+def test_queue_nobody_serves_gets_a_supervisor_on_the_next_read(registry, no_spawn, monkeypatch):
     run = runs.launch(SMOKE, start=False)
     monkeypatch.setenv("DIGITSUM_RUNS_KICK_AFTER_S", "0")
     with open(proc.lock_path(registry, "cpu"), "a") as lock:
         assert proc.try_lock(lock)  # as if a supervisor were draining the queue
         runs.get(run.id)
         assert runs.ensure_supervisors() == [] and no_spawn == []
-    runs.get(run.id)
-    runs.list_runs()
-    assert no_spawn == []  # reads never start a supervisor, even for a queue nobody serves
-    assert runs.ensure_supervisors() == ["cpu"] and no_spawn == ["cpu"]  # e.g. after a reboot
+    assert runs.get(run.id).status == "queued" and no_spawn == ["cpu"]  # e.g. after a reboot
+    runs.cancel(run.id)
+    assert runs.ensure_supervisors() == [] and no_spawn == ["cpu"]  # nothing queued, nothing to serve
 
 
 def test_metrics_summary_and_exit_descriptions():

@@ -62,15 +62,15 @@ def test_warm_up_fills_the_dashboards_caches(checkpoint_dir, monkeypatch):
     evaluation itself is never called again in this process."""
     from core import evaluate
     from core.data.sequences import parse_lengths
-    from dashboard import cache, settings
+    from dashboard import data, state
     from scripts.serve import warm_dashboard
 
     checkpoint = checkpoint_dir / "default.pt"
     warm_dashboard(checkpoint)
     calls = []
     monkeypatch.setattr(evaluate, "evaluation_set", lambda *a, **k: calls.append(a))
-    d = settings.DEFAULTS
-    table = cache.evaluation(checkpoint, parse_lengths(d[settings.LENGTHS]), d[settings.PER_LENGTH], d[settings.SEED])
-    assert calls == [] and len(table) == 13 * d[settings.PER_LENGTH]
-    cache.evaluation(checkpoint, [3], 5, 1)  # a set that was not warmed is computed
+    d = state.DEFAULTS
+    table = data.evaluation_table(checkpoint, parse_lengths(d[state.LENGTHS]), d[state.PER_LENGTH], d[state.SEED])
+    assert calls == [] and len(table) == 13 * d[state.PER_LENGTH]
+    data.evaluation_table(checkpoint, [3], 5, 1)  # a set that was not warmed is computed
     assert len(calls) == 1

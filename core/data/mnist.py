@@ -121,15 +121,22 @@ def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
-def load_idx_dir(directory: str | os.PathLike) -> MNIST:
+def idx_paths(directory: str | os.PathLike) -> dict[str, Path]:
+    """The four IDX files of `directory` by field (a cheap check: nothing is read)."""
     directory = Path(directory)
-    arrays = {}
+    if not directory.is_dir():
+        raise DataError(f"IDX directory {directory}: not a directory (expected one holding the four MNIST IDX files)")
+    paths = {}
     for field, stem in IDX_FILES.items():
         candidates = [directory / f"{stem}.gz", directory / stem, directory / stem.replace("-idx", ".idx")]
-        path = next((p for p in candidates if p.is_file()), None)
-        if path is None:
+        paths[field] = next((p for p in candidates if p.is_file()), None)
+        if paths[field] is None:
             raise DataError(f"IDX directory {directory}: missing {stem}[.gz]")
-        arrays[field] = parse_idx(path.read_bytes(), str(path))
+    return paths
+
+
+def load_idx_dir(directory: str | os.PathLike) -> MNIST:
+    arrays = {field: parse_idx(path.read_bytes(), str(path)) for field, path in idx_paths(directory).items()}
     return validate(MNIST(**arrays), f"IDX directory {directory}")
 
 
@@ -215,11 +222,12 @@ def write_cache(mnist: MNIST, path: Path) -> None:
     savez_atomic(path, x_train=mnist.x_train, y_train=mnist.y_train, x_test=mnist.x_test, y_test=mnist.y_test)
 
 
-_loaded: dict[tuple[str, float], MNIST] = {}
+_loaded: dict[tuple, MNIST] = {}  # at most one entry: the last cache read (about 55 MB)
 
 
 def read_cache(path: Path) -> MNIST:
-    key = (str(path.resolve()), path.stat().st_mtime)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, stat.st_ino)  # a rewrite (os.replace) changes it
     if key in _loaded:  # one read per process; the arrays are read-only so sharing is safe
         return _loaded[key]
     try:
@@ -229,8 +237,10 @@ def read_cache(path: Path) -> MNIST:
         raise DataError(f"cache {path} is unreadable ({exc}); delete it and run python -m scripts.fetch_data") from None
     for array in (mnist.x_train, mnist.y_train, mnist.x_test, mnist.y_test):
         array.flags.writeable = False
-    _loaded[key] = validate(mnist, f"cache {path}")
-    return _loaded[key]
+    validate(mnist, f"cache {path}")
+    _loaded.clear()  # an older copy (a rewritten cache, another folder) would be held for good
+    _loaded[key] = mnist
+    return mnist
 
 
 def fetch_mnist(data_dir_override=None, idx_dir=None, log=lambda message: None) -> Path:

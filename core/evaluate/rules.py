@@ -9,6 +9,10 @@ decimals).
 Every node of a few trees gives a rule, and each rule is then widened one step at a time while its
 score (the error rate) does not fall: a greedy tree that first cut "holds 7 at least 3 times" ends with
 "length ≥ 50 and holds 7 at least 3 times", which widens back to "length ≥ 50 and holds a 7".
+
+A rule found on one table (the search half) reads the same on a bigger one (`transfer`): a discrete
+bound is kept, a continuous one is cut where its text cuts ("< 0.987"), so the text still selects
+exactly the rule's rows there.
 """
 
 from __future__ import annotations
@@ -25,16 +29,24 @@ def _discrete(feature: str) -> bool:
     return feature in ("length", "true_sum") or feature.startswith(("count_", "has_"))
 
 
+def columns_of(features) -> dict[str, np.ndarray]:
+    """{feature: float64 values} of a features DataFrame. float64, not the trees' float32: a cut such as
+    "< 0.987" must split the values as a reader's own (float64) confidences split."""
+    return {f: features[f].to_numpy(np.float64) for f in features.columns}
+
+
 # --------------------------------------------------------------------------- text
 
 def _shortest_decimal(low: float, high: float) -> str:
-    """The shortest decimal d with low < d <= high (a cut that splits the values held alike)."""
+    """The shortest decimal d with low < d <= high (a cut that splits the values held alike); float(d)
+    itself lies in that range, so the text splits the values exactly as the rule does."""
     for places in range(7):
-        d = (math.floor(low * 10**places) + 1) / 10**places
-        d = d if d > low else d + 1 / 10**places  # floating-point rounding: stay strictly above
-        if d <= high:
-            return f"{d:.{places}f}"
-    return f"{high:.7g}"
+        first = math.floor(low * 10**places) + 1
+        for k in (first, first + 1):  # the second: floating-point rounding put the first at or below low
+            d = f"{k / 10**places:.{places}f}"
+            if low < float(d) <= high:
+                return d
+    return repr(high)  # round-trips exactly
 
 
 def _times(k: int) -> str:
@@ -52,6 +64,14 @@ def _digit_text(d: int, lo: int | None, hi: int | None) -> str:
     return f"holds {d} exactly {_times(lo)}" if lo == hi else f"holds {d} {lo}–{hi} times"
 
 
+def _cuts(lo, hi, values: np.ndarray) -> tuple[str | None, str | None]:
+    """A continuous feature's bounds as the text writes them, "≥ low" and "< high": each a short decimal
+    between the bound and the neighbouring value held (None: open)."""
+    low = _shortest_decimal(values[values < lo].max(), lo) if lo is not None else None
+    high = _shortest_decimal(hi, values[values > hi].min()) if hi is not None else None
+    return low, high
+
+
 def text(feature: str, lo, hi, values: np.ndarray) -> str:
     """Readable text for lo <= feature <= hi (values the table holds; None: open)."""
     lo, hi = ((None if v is None else int(v) if _discrete(feature) else float(v)) for v in (lo, hi))
@@ -67,12 +87,15 @@ def text(feature: str, lo, hi, values: np.ndarray) -> str:
         if lo is not None and hi is not None:
             return f"{name} = {lo}" if lo == hi else f"{name} {lo}–{hi}"
         return f"{name} ≥ {lo}" if lo is not None else f"{name} ≤ {hi}"
-    # A continuous feature reads "≥ d" / "< d", d a short decimal between the neighbouring values held.
-    low = _shortest_decimal(values[values < lo].max(), lo) if lo is not None else None
-    high = _shortest_decimal(hi, values[values > hi].min()) if hi is not None else None
+    low, high = _cuts(lo, hi, values)
     if low is not None and high is not None:
         return f"{low} ≤ {name} < {high}"
     return f"{name} ≥ {low}" if low is not None else f"{name} < {high}"
+
+
+def describe(rule: dict, columns: dict[str, np.ndarray]) -> str:
+    """The rule's text on the table of `columns`, its conditions in the columns' order."""
+    return " and ".join(text(f, *rule[f], columns[f]) for f in columns if f in rule)
 
 
 # --------------------------------------------------------------------------- rules from trees
@@ -139,12 +162,35 @@ def _wider(rule: dict, f: str, held: dict[str, np.ndarray]):
                 yield {**rule, f: wider}, True
 
 
+def _plainness(feature: str) -> int:
+    """Lower reads plainer: length, true sum, digit counts, pairs and suspects, then the model's confidences."""
+    if feature in ("length", "true_sum"):
+        return ("length", "true_sum").index(feature)
+    return 2 if feature.startswith("count_") else 3 if feature.startswith("has_") else 4
+
+
+def _plainer(rule: dict, rows: np.ndarray, columns: dict[str, np.ndarray], held: dict[str, np.ndarray]):
+    """(rule, False): one condition swapped for a plainer feature's range over the rule's rows (so it keeps
+    them all). Many features stand in for a sequence's length ("true sum ≥ 202", "holds 0 at least twice"),
+    and the trees, on half the table, may cut on any of them: this reads such a rule as "length ≥ 50"."""
+    for f in rule:
+        rest = {k: v for k, v in rule.items() if k != f}
+        for g in (g for g in columns if g not in rule and _plainness(g) < _plainness(f)):
+            lo, hi = columns[g][rows].min(), columns[g][rows].max()
+            bound = (None if lo == held[g][0] else lo, None if hi == held[g][-1] else hi)
+            if bound != (None, None):
+                yield {**rest, g: bound}, False
+
+
 def widen(rule: dict, columns: dict[str, np.ndarray], held: dict[str, np.ndarray], score) -> dict:
-    """Grow the rule one step at a time while score(rows) (e.g. the error rate) does not fall."""
+    """Grow the rule one step at a time while score(rows) (e.g. the error rate) does not fall; then (as a
+    step that may keep the same rows) read a condition by a plainer feature. Every step either grows the
+    rows or makes a condition plainer, so it ends."""
     rows = mask(rule, columns)
     best, size = score(rows), rows.sum()
     while True:
-        for candidate, must_grow in (c for f in list(rule) for c in _wider(rule, f, held)):
+        steps = [c for f in list(rule) for c in _wider(rule, f, held)]
+        for candidate, must_grow in steps + list(_plainer(rule, mask(rule, columns), columns, held)):
             rows = mask(candidate, columns) if candidate else None
             if rows is not None and (rows.sum() > size or not must_grow and rows.sum() == size) \
                     and score(rows) >= best - 1e-12:
@@ -154,25 +200,39 @@ def widen(rule: dict, columns: dict[str, np.ndarray], held: dict[str, np.ndarray
             return rule
 
 
-def candidate_slices(make_tree, features, target: np.ndarray, score, min_size: int) -> list[tuple]:
-    """(text, row mask, number of conditions) of the widened rule of every node of TREES trees that
-    holds at least min_size rows, one per set of rows (the plainest rule). make_tree(max_features=,
-    random_state=) gives an unfitted sklearn tree; features is a DataFrame, target what the tree fits."""
-    columns = {f: features[f].to_numpy(np.float32) for f in features.columns}  # float32: what trees split on
+def candidate_slices(make_tree, features, target: np.ndarray, score, min_size: int) -> list[dict]:
+    """The widened rule of every node of TREES trees that holds at least min_size rows, one per set of
+    rows (the plainest rule). make_tree(max_features=, random_state=) gives an unfitted sklearn tree;
+    features is a DataFrame, target what the tree fits, score(rows) what widening keeps from falling."""
+    columns = columns_of(features)
     held = {f: np.unique(v) for f, v in columns.items()}
     x, rules = features.to_numpy(np.float32), {}
     for seed in range(TREES):  # a greedy tree commits to its best first split; the others find what it misses
         tree = make_tree(max_features=None if seed == 0 else 0.5, random_state=seed)
         for rule in tree_rules(tree.fit(x, target), columns):
-            rows = mask(rule, columns)
-            if rule and rows.sum() >= min_size:  # the same rows by other features may widen differently
+            if rule and mask(rule, columns).sum() >= min_size:  # the same rows by other features may widen differently
                 rules.setdefault(tuple(sorted(rule.items())), rule)
     out = {}
     for rule in rules.values():
         rule = widen(rule, columns, held, score)
-        rows = mask(rule, columns)
-        words = " and ".join(text(f, *rule[f], columns[f]) for f in columns if f in rule)
-        known = out.get(rows.tobytes())
-        if known is None or (len(rule), len(words)) < (known[2], len(known[0])):
-            out[rows.tobytes()] = (words, rows, len(rule))
-    return list(out.values())
+        key, plainness = mask(rule, columns).tobytes(), (len(rule), len(describe(rule, columns)))
+        if key not in out or plainness < out[key][0]:
+            out[key] = (plainness, rule)
+    return [rule for _, rule in out.values()]
+
+
+def transfer(rule: dict, source: dict[str, np.ndarray], target: dict[str, np.ndarray]) -> dict:
+    """A rule found on the table of `source` as a rule on the table of `target` (the same features, more
+    rows) whose text reads as on the source: a discrete bound stays; a continuous one is cut where the
+    source's text cuts it ("< 0.987"), which on the target is the values held on either side of that cut."""
+    out = {}
+    for f, (lo, hi) in rule.items():
+        if not _discrete(f):
+            values = target[f]
+            low, high = _cuts(lo, hi, source[f])
+            lo = None if low is None else values[values >= float(low)].min()
+            hi = None if high is None else values[values < float(high)].max()
+            lo, hi = (None if lo == values.min() else lo, None if hi == values.max() else hi)  # no bound at an end
+        if (lo, hi) != (None, None):
+            out[f] = (lo, hi)
+    return out

@@ -34,7 +34,7 @@ from core.model.checkpoint import load_model
 from core.paths import DEFAULT_CHECKPOINT
 from core.predict import cache, sum_distribution
 from core.predict.temperature import margin_for, softmax, temperatures
-from core.predict.threads import one_thread
+from core.predict.threads import one_thread, torch_section
 
 CNN_CHUNK = 256  # images per CNN forward: bounds memory whatever N*L is (and is fastest on CPU)
 HEAD_POSITIONS = 200_000  # sequence positions per head forward (padded N*L): bounds LSTM memory
@@ -151,10 +151,11 @@ class Predictor:
     def cnn_logits(self, images: np.ndarray) -> torch.Tensor:
         """uint8 (U, 28, 28) -> float32 (U, 10) digit logits on the CPU, CHUNK images at a time."""
         out = torch.empty(len(images), 10)
-        for i in range(0, len(images), CNN_CHUNK):
-            x = torch.from_numpy(np.array(images[i : i + CNN_CHUNK])).to(self.device)  # a copy: input may be read-only
-            x = x.unsqueeze(1).float().div_(255.0)
-            out[i : i + len(x)] = self._model.cnn(x).float().cpu()
+        with torch_section(self.device):  # never while another session's head has torch on one thread
+            for i in range(0, len(images), CNN_CHUNK):
+                x = torch.from_numpy(np.array(images[i : i + CNN_CHUNK])).to(self.device)  # a copy: input may be read-only
+                x = x.unsqueeze(1).float().div_(255.0)
+                out[i : i + len(x)] = self._model.cnn(x).float().cpu()
         return out
 
     @torch.inference_mode()

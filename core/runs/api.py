@@ -2,16 +2,19 @@
 
 A run must outlive the Streamlit server or CLI that launched it, so launch() only records a queued
 row and spawns a detached per-device supervisor (core.runs.supervisor), which starts the trainer
-in its own process group, watches it and records how it ended. Reads (get, list_runs) reconcile
-the registry with the processes but never start anything; cancel() only records the request and
-returns at once: the supervisor (or reconcile, for an orphaned trainer) sends SIGTERM, then
-SIGKILL after the grace. resume() requeues a failed or cancelled run under the same id.
+in its own process group, watches it and records how it ended. Reads (get, list_runs, wait,
+list_checkpoints) reconcile the registry with the processes and start a supervisor for a queue
+that nobody serves (a reboot, a killed supervisor), so a queued run is never stuck. cancel() only
+records the request and returns at once: the supervisor (or reconcile, for an orphaned trainer)
+sends SIGTERM, then SIGKILL after the grace. resume() requeues a failed or cancelled run under the
+same id.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import secrets
+import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -21,10 +24,11 @@ from core.constants import DEVICES
 from core.paths import REPO_ROOT
 from core.runs import process as proc
 from core.runs import registry as db
-from core.runs.reconcile import reconcile, terminate_orphan, unserved_devices
+from core.runs.reconcile import kick_delay, reconcile, terminate_orphan, unserved_devices
 from core.runs.registry import (  # noqa: F401  (re-exported: the state machine is part of the API)
     LIVE,
     QUEUES,
+    RESUMABLE,
     STATUSES,
     TERMINAL,
     TRANSITIONS,
@@ -41,6 +45,10 @@ __all__ = ["DEFAULT_GRACE_S", "DEVICES", "LIVE", "QUEUES", "STATUSES", "TERMINAL
            "runs_dir", "validate_config", "wait"]
 
 DEFAULT_GRACE_S = 30.0  # SIGTERM -> SIGKILL; the trainer only needs one step to write resume.pt
+# (runs dir, device) -> time.monotonic() of this process's last supervisor start for that queue.
+# Streamlit's script threads read at the same time, hence the lock.
+_KICKED: dict[tuple[str, str], float] = {}
+_KICK_LOCK = threading.Lock()
 
 
 def _config_module():
@@ -128,7 +136,8 @@ def launch(config: Mapping, *, world_size: int | None = None, start: bool = True
     world_size = _world_size(device, world_size)
     # The device is a column of its own (the resolved one); the rest become trainer flags.
     overrides = {k: v for k, v in config.items() if k not in ("preset", "device") and v is not None}
-    run_id = datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    # 8 random bytes: launches in the same second (threads, several users) must not collide.
+    run_id = datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(8)
     run_dir = runs_dir() / run_id
     run_dir.mkdir(parents=True)
     log_path = run_dir / "train.log"
@@ -145,18 +154,33 @@ def launch(config: Mapping, *, world_size: int | None = None, start: bool = True
 
 
 def ensure_supervisors(kick_after: float | None = None) -> list[str]:
-    """Start a supervisor for every queue nobody serves (e.g. after a reboot); the devices."""
-    devices = unserved_devices(kick_after)
-    for device in devices:
-        proc.spawn_supervisor(device, runs_dir(), REPO_ROOT)
+    """Start a supervisor for every queue with runs waiting over `kick_after` s
+    (DIGITSUM_RUNS_KICK_AFTER_S, default 10) and nobody holding its lock, e.g. after a reboot or a
+    killed supervisor; the devices started. Every read calls this. The delay keeps reads off a queue
+    whose launcher's supervisor is still starting, and off a queue this process kicked less than
+    `kick_after` s ago (a supervisor that dies at once must not be restarted on every poll)."""
+    kick_after = kick_delay() if kick_after is None else kick_after
+    with _KICK_LOCK:
+        now, where = time.monotonic(), str(runs_dir())
+        devices = [d for d in unserved_devices(kick_after)
+                   if (where, d) not in _KICKED or now - _KICKED[(where, d)] >= kick_after]
+        for device in devices:
+            proc.spawn_supervisor(device, runs_dir(), REPO_ROOT)
+            _KICKED[(where, device)] = now
     return devices
 
 
+def _refresh() -> None:
+    """What every read does first: make the registry tell the truth, and get stuck queues served."""
+    reconcile()
+    ensure_supervisors()
+
+
 def get(run_id: str) -> Run:
-    """One run, after reconciling rows whose processes are gone. Starts nothing."""
+    """One run, after reconciling rows whose processes are gone (and restarting a stuck queue)."""
     if not db.db_path().exists():  # reading never creates runs/
         raise RunError(f"no run with id {run_id!r}: no runs yet in {runs_dir()}")
-    reconcile()
+    _refresh()
     conn = db.connect()
     try:
         return db.to_run(db.row(conn, run_id))
@@ -165,10 +189,10 @@ def get(run_id: str) -> Run:
 
 
 def list_runs(limit: int = 200) -> list[Run]:
-    """Newest first. Reading never creates runs/ and never starts a supervisor."""
+    """Newest first. Reading never creates runs/; it starts a supervisor only for a stuck queue."""
     if not db.db_path().exists():
         return []
-    reconcile()
+    _refresh()
     conn = db.connect()
     try:
         rows = conn.execute("SELECT * FROM runs ORDER BY created DESC, id DESC LIMIT ?", (limit,))
@@ -189,7 +213,7 @@ def cancel(run_id: str, *, grace: float | None = None) -> Run:
         if row["status"] == "queued":
             db.transition(conn, run_id, "cancelled", **expect, error="cancelled before it started")
         elif row["status"] != "running":
-            raise RunError(f"run {run_id} is {row['status']}; only queued or running runs can be cancelled")
+            raise RunError(f"run {run_id} is {row['status']}; only {_either(LIVE)} runs can be cancelled")
         elif row["cancel_deadline"] is None:
             db.update(conn, run_id, **expect, cancel_deadline=time.time() + grace)
         row = db.row(conn, run_id)
@@ -203,14 +227,19 @@ def resume(run_id: str) -> Run:
     continues from its last saved epoch (--resume); without one it starts over in the same dir."""
     with db.tx() as conn:
         row = db.row(conn, run_id)
-        if row["status"] not in ("failed", "cancelled"):
-            raise RunError(f"run {run_id} is {row['status']}; only failed or cancelled runs can be resumed")
+        if row["status"] not in RESUMABLE:
+            raise RunError(f"run {run_id} is {row['status']}; only {_either(RESUMABLE)} runs can be resumed")
         has_state = (Path(row["log_path"]).parent / "resume.pt").exists()
         db.transition(conn, run_id, "queued", expect_status=row["status"], expect_attempt=row["attempts"],
                       queued_at=time.time(), resume=int(has_state), cancel_deadline=None, error=None,
                       exit_code=None, finished=None)
     proc.spawn_supervisor(row["device"], runs_dir(), REPO_ROOT)
     return get(run_id)
+
+
+def _either(statuses) -> str:
+    """'queued or running': the statuses in their core.constants order."""
+    return " or ".join(s for s in STATUSES if s in statuses)
 
 
 def wait(run_id: str, *, timeout: float = 600.0, until=TERMINAL, poll: float = 0.5) -> Run:

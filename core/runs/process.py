@@ -114,11 +114,16 @@ def reap_children() -> None:
         _CHILDREN[:] = [p for p in _CHILDREN if p.poll() is None]
 
 
+def supervisor_log(runs_dir: Path, device: str) -> Path:
+    return runs_dir / f"supervisor-{device}.log"
+
+
 def spawn_supervisor(device: str, runs_dir: Path, repo_root: Path) -> None:
     """Start `python -m core.runs.supervisor DEVICE`, detached. It exits at once if another
-    supervisor already drains that device's queue, so spawning one too many is harmless."""
+    supervisor already drains that device's queue, so spawning one too many is harmless. Its
+    stdout/stderr go to its log too, for a crash before it sets up its own (rotated) logging."""
     env = {**os.environ, "DIGITSUM_RUNS_DIR": str(runs_dir)}
-    with _CHILDREN_LOCK, open(runs_dir / f"supervisor-{device}.log", "ab") as out:
+    with _CHILDREN_LOCK, open(supervisor_log(runs_dir, device), "ab") as out:
         _CHILDREN[:] = [p for p in _CHILDREN if p.poll() is None]
         _CHILDREN.append(subprocess.Popen(
             [sys.executable, "-m", "core.runs.supervisor", device], cwd=repo_root, env=env,

@@ -3,7 +3,8 @@
 Nothing is trusted to clean up after itself. A running row whose supervisor and trainer are both
 gone is closed from the run's own files (succeeded, cancelled or failed). A trainer whose
 supervisor is gone (an orphan) still runs: a cancel that is overdue for it is enforced here with
-SIGKILL. Reconciling never starts a supervisor; unserved_devices() only says which queues need one.
+SIGKILL. Reconciling never starts a supervisor (the supervisor reconciles too); unserved_devices()
+says which queues need one, and the API's reads start it (api.ensure_supervisors).
 """
 from __future__ import annotations
 
@@ -55,13 +56,23 @@ def terminate_orphan(row) -> bool:
     return proc.signal_group(row["pid"], row["pid_token"], signal.SIGTERM)
 
 
+def kick_delay() -> float:
+    """Seconds a queued run waits for its launcher's supervisor before a read starts another one
+    (DIGITSUM_RUNS_KICK_AFTER_S, default 10)."""
+    raw = os.environ.get("DIGITSUM_RUNS_KICK_AFTER_S", "10")
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"DIGITSUM_RUNS_KICK_AFTER_S must be a number of seconds, got {raw!r}") from None
+
+
 def unserved_devices(kick_after: float | None = None) -> list[str]:
-    """Devices with runs queued for over `kick_after` s (DIGITSUM_RUNS_KICK_AFTER_S, default 10)
-    and no supervisor holding their lock, e.g. after a reboot."""
+    """Devices with runs queued for over `kick_after` s (kick_delay() by default) and no
+    supervisor holding their lock, e.g. after a reboot."""
     if not db.db_path().exists():
         return []
     if kick_after is None:
-        kick_after = float(os.environ.get("DIGITSUM_RUNS_KICK_AFTER_S", "10"))
+        kick_after = kick_delay()
     conn = db.connect()
     try:
         waiting = conn.execute("SELECT DISTINCT device FROM runs WHERE status = 'queued' AND queued_at <= ?",

@@ -19,9 +19,7 @@ from pathlib import Path
 from core import paths
 from core.constants import QUEUES, STATUSES  # noqa: F401  (QUEUES: one queue, one running run, per device)
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
-LIVE = frozenset({"queued", "running"})
-# The state machine. failed/cancelled -> queued is resume(); succeeded is final.
+# The state machine over core.constants.STATUSES. failed/cancelled -> queued is resume(); succeeded is final.
 TRANSITIONS: dict[str, frozenset[str]] = {
     "queued": frozenset({"running", "cancelled", "failed"}),
     "running": frozenset({"succeeded", "failed", "cancelled"}),
@@ -29,6 +27,12 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "failed": frozenset({"queued"}),
     "cancelled": frozenset({"queued"}),
 }
+if set(TRANSITIONS) != set(STATUSES):  # a status added to core.constants needs its transitions here
+    raise RuntimeError(f"TRANSITIONS covers {sorted(TRANSITIONS)}; expected exactly STATUSES {STATUSES}")
+# Derived from the table, never listed again: a live run can still be cancelled, a resumable one requeued.
+LIVE = frozenset(s for s in STATUSES if "cancelled" in TRANSITIONS[s])
+TERMINAL = frozenset(STATUSES) - LIVE
+RESUMABLE = frozenset(s for s in STATUSES if "queued" in TRANSITIONS[s])
 SCHEMA_VERSION = 2  # PRAGMA user_version; older files get their missing columns added
 # Every column with its declaration. Each has a default, so ALTER TABLE ADD COLUMN can add any of
 # them to an older file. `attempts` counts starts: the claim (queued -> running) adds one.

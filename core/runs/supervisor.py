@@ -4,14 +4,18 @@ launch() and resume() (and ensure_supervisors()) start one. It holds runs/<DEVIC
 drains that device's queue, oldest run first, one trainer at a time. For each run it starts the
 trainer (own process group), then claims the run in one transaction: queued -> running with the
 trainer's pid, compare-and-set on the attempt. If the claim loses (the run was cancelled
-meanwhile) the trainer is killed at once. It then mirrors progress into the registry, enforces a
-cancel (SIGTERM, SIGKILL at the deadline), sweeps the trainer's group before reaping it, and
-records the real exit status, again as a compare-and-set, so a stale supervisor changes nothing.
+meanwhile) the trainer is killed at once and the run's files are left as they were. It then
+mirrors progress into the registry, enforces a cancel (SIGTERM, SIGKILL at the deadline), sweeps
+the trainer's group before reaping it, and records the real exit status, again as a compare-and-set,
+so a stale supervisor changes nothing. It logs to runs/supervisor-<DEVICE>.log, rotated
+(LOG_MAX_BYTES, LOG_BACKUPS), since supervisors come and go for the life of the machine.
 """
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
+import logging.handlers
 import os
 import shlex
 import signal
@@ -28,6 +32,9 @@ from core.runs.reconcile import reconcile
 POLL_S = 0.25      # how quickly an exit, a cancel request or a new metrics line is noticed
 BUSY_WAIT_S = 2.0  # re-check interval while an orphaned trainer still holds the device
 STALE_GRACE_S = 10.0  # our run was taken over (closed, resumed): SIGTERM, then SIGKILL after this
+LOG_MAX_BYTES = 1_000_000  # supervisor-<DEVICE>.log is rotated past this size ...
+LOG_BACKUPS = 3            # ... keeping this many older files (.1 newest)
+log = logging.getLogger(__name__)
 
 
 def train_command(row) -> list[str]:
@@ -70,9 +77,6 @@ def run_next(device: str) -> bool:
     log_path = Path(row["log_path"])
     metrics_path = log_path.parent / "metrics.jsonl"
     attempt = row["attempts"] + 1
-    if not row["resume"] and row["attempts"] > 0 and metrics_path.exists():
-        # Starting over: keep the old attempt's curve, but out of the new one's way.
-        metrics_path.replace(metrics_path.with_name(f"metrics.attempt{row['attempts']}.jsonl"))
     child = start_trainer(row, attempt)
     expect = {"expect_status": "queued", "expect_attempt": row["attempts"]}
     if child is None:
@@ -88,6 +92,11 @@ def run_next(device: str) -> bool:
     if not claimed:  # cancelled (or taken) between the pick and the claim: the trainer must not live
         _say(f"{row['id']}: no longer queued; trainer pid {child.pid} killed ({proc.describe_exit(proc.stop_child(child))})")
         return True
+    if not row["resume"] and row["attempts"] > 0 and metrics_path.exists():
+        # Starting over: keep the old attempt's curve, but out of the new one's way. Only now that
+        # the claim won: a lost claim started no attempt. The trainer is seconds (torch import, a
+        # first step) from its first metrics line, the claim a moment after its start.
+        metrics_path.replace(metrics_path.with_name(f"metrics.attempt{row['attempts']}.jsonl"))
     _say(f"{row['id']}: attempt {attempt}, trainer pid {child.pid} started")
     code = _watch(row["id"], attempt, child, metrics_path)
     with db.tx() as conn:
@@ -181,7 +190,21 @@ def _has_queued(device: str) -> bool:
 
 
 def _say(message: str) -> None:
-    print(f"{db.now()} [supervisor {os.getpid()}] {message}", flush=True)
+    log.info(message)
+
+
+def setup_log(device: str) -> None:
+    """Send this supervisor's messages to runs/supervisor-<DEVICE>.log, rotated. Several
+    supervisors of a device may overlap for a moment (a spare one exits at once); each rotates on
+    its own, which at worst cuts a backup short, never lets the log grow without bound."""
+    handler = logging.handlers.RotatingFileHandler(proc.supervisor_log(db.runs_dir(), device),
+                                                   maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS)
+    handler.setFormatter(logging.Formatter("%(asctime)s [supervisor %(process)d] %(message)s"))
+    for old in log.handlers[:]:  # main() once per process; again only in tests
+        log.removeHandler(old)
+        old.close()
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,7 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1 or argv[0] not in db.QUEUES:
         print(f"usage: python -m core.runs.supervisor {{{','.join(db.QUEUES)}}}", file=sys.stderr)
         return 2
-    supervise(argv[0])
+    setup_log(argv[0])
+    try:
+        supervise(argv[0])
+    except Exception:  # into the rotated log: stderr goes to the file as it was when we started
+        log.exception("supervisor crashed")
+        return 1
     return 0
 
 

@@ -9,11 +9,12 @@ threshold can be sent to Error analysis as a filter.
 import streamlit as st
 
 from core.evaluate import reliability
-from dashboard import cache, settings, trust, trust_charts
+from dashboard import data, state
+from dashboard.ui import trust_charts, trust_tables
 
-s = settings.settings()
-predictor = settings.require(s)
-df = settings.sidebar_evaluation(s)
+s = state.settings()
+predictor = state.require(s)
+df = state.sidebar_evaluation(s).rows  # per-sequence columns (p_exact, exact, length)
 
 st.title("Calibration")
 aside = f", without the {s.aside} most suspect images" if s.aside else ""
@@ -23,7 +24,7 @@ st.caption(f"Temperatures: CNN T = {predictor.cnn_temperature:.3f}, head T = {pr
 
 # ----------------------------------------------------------------------------- digits
 st.subheader("Digits: the CNN's confidence")
-digits = cache.digit_calibration(s.checkpoint, s.aside)
+digits = data.digit_calibration(s.checkpoint, s.aside)
 left, right = st.columns([3, 2])
 with left:
     eces = {side: digits[side]["ece"] for side in ("before", "after")}
@@ -42,10 +43,10 @@ with right:
 
 # ----------------------------------------------------------------------------- sums
 st.subheader("Sums: P(exact) and the 95% interval")
-if not trust.has_distribution(df):
-    st.info(settings.no_distribution_note(predictor))
+if not trust_tables.has_distribution(df):
+    st.info(state.no_distribution_note(predictor))
     st.stop()
-raw = cache.uncalibrated_evaluation(s.checkpoint, s.lengths, s.per_length, s.seed, s.aside)
+raw = data.uncalibrated_table(s.checkpoint, s.lengths, s.per_length, s.seed, s.aside).rows
 after, before = reliability.sum_calibration(df), reliability.sum_calibration(raw)
 left, right = st.columns([3, 2])
 with left:
@@ -59,7 +60,7 @@ with right:
     st.metric("Sum ECE", f"{after['sum_ece']:.2%}", delta=f"uncalibrated {before['sum_ece']:.2%}",
               delta_color="off", delta_arrow="off")
     st.metric("Mean p_exact / exact-match", f"{after['mean_p_exact']:.1%} / {after['exact']:.1%}")
-    st.dataframe(trust.interval_table(after), hide_index=True, key="intervals", height=240, column_config={
+    st.dataframe(trust_tables.interval_table(after), hide_index=True, key="intervals", height=240, column_config={
         "interval coverage": st.column_config.NumberColumn("95% interval holds the sum", format="percent"),
         "mean width": st.column_config.NumberColumn("mean width", format="%.2f")})
 
@@ -68,10 +69,10 @@ st.subheader("Selective prediction: answer only when sure")
 curve = reliability.risk_coverage(df)
 threshold = st.slider("p_exact threshold", 0.0, 1.0, 0.9, step=0.01, key="cal_threshold",
                       help="Answer the sequences whose p_exact reaches the threshold; hand the rest to a person.")
-at = trust.selective(df, threshold)
+at = trust_tables.selective(df, threshold)
 left, right = st.columns([3, 2])
 with left:
-    st.plotly_chart(trust_charts.risk_coverage_figure(trust.thin(curve), threshold), key="risk_coverage")
+    st.plotly_chart(trust_charts.risk_coverage_figure(trust_tables.thin(curve), threshold), key="risk_coverage")
     st.caption("Sequences sorted surest first: answering more of them (coverage, right) lets more errors in "
                "(risk, up). The diamond marks the threshold. AURC, the mean risk over all coverages, is lower "
                "for a model whose doubt falls on its errors.")
@@ -88,5 +89,5 @@ with right:
                f"{after['exact']:.2%}.")
     if st.button(f"Show the {at['below']:,} sequences below {threshold:.2f} in Error analysis",
                  icon=":material/troubleshoot:", key="cal_send", disabled=at["below"] == 0):
-        st.session_state[settings.P_EXACT_REQUEST] = threshold
+        st.session_state[state.P_EXACT_REQUEST] = threshold
         st.switch_page("views/errors.py")

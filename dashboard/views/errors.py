@@ -11,17 +11,19 @@ from functools import partial
 import streamlit as st
 
 from core import evaluate
-from dashboard import cache, figure_cache, links, settings, tables, trust
+from dashboard import data, links, state
+from dashboard.ui import table_format, trust_tables
 
-s = settings.settings()
-predictor = settings.require(s)
-train = tables.training_range(predictor.metadata)
-full = settings.sidebar_evaluation(s)  # links number rows of the whole set
+s = state.settings()
+predictor = state.require(s)
+train = table_format.training_range(predictor.metadata)
+full = state.sidebar_evaluation(s)  # links number rows of the whole set
 
 st.title("Error analysis")
-df = settings.apply_slice(full, settings.slice_notice(s))  # a slice chosen in Slices narrows everything
-has_dist = trust.has_distribution(df)
-if (request := st.session_state.pop(settings.P_EXACT_REQUEST, None)) is not None and has_dist:
+table = state.apply_slice(full, state.slice_notice(s))  # a slice chosen in Slices narrows everything
+df = table.rows  # the per-sequence columns; per-digit data stays in `table` (flat arrays)
+has_dist = trust_tables.has_distribution(df)
+if (request := st.session_state.pop(state.P_EXACT_REQUEST, None)) is not None and has_dist:
     # Sent from Calibration: turn the p_exact filter on at its threshold (before the widgets are drawn).
     st.session_state["f_pexact_on"], st.session_state["f_pexact"] = True, float(request)
 
@@ -39,24 +41,25 @@ errors_only = f3.checkbox("Errors only", key="f_errors",
 g1, g2, _ = st.columns([2, 3, 4], vertical_alignment="center")
 pexact_on = g1.checkbox("p_exact below", key="f_pexact_on", disabled=not has_dist,
                         help="Only the sequences the model is unsure of (Calibration view)." if has_dist else
-                        settings.no_distribution_note(predictor))
+                        state.no_distribution_note(predictor))
 st.session_state.setdefault("f_pexact", 0.9)
 pexact = g2.slider("p_exact threshold", 0.0, 1.0, step=0.01, key="f_pexact", disabled=not pexact_on,
                    label_visibility="collapsed")
-view = evaluate.filter_results(df, length_range, sum_range, errors_only)
+view = evaluate.filter_results(table, length_range, sum_range, errors_only)
 if pexact_on and has_dist:
-    view = trust.below_p_exact(view, pexact)
+    view = trust_tables.below_p_exact(view, pexact)
+rows = view.rows
 st.caption(f"{len(view):,} of {len(df):,} sequences match the filters "
            f"({s.per_length} test sequences per length, seed {s.seed}"
            f"{f'; p_exact below {pexact:.2f}' if pexact_on and has_dist else ''}"
            f"{f'; the {s.aside} most suspect images set aside' if s.aside else ''}).")
-if view.empty:
+if rows.empty:
     st.warning("No sequences match these filters: widen the length or sum range, or untick 'Errors only'.")
     st.stop()
 
-# Figures are built once per evaluation set and set of filtered rows (dashboard/figure_cache.py).
-set_key = settings.set_key(s)
-figures = figure_cache.error_figures(set_key, view, train)
+# Figures are built once per evaluation set and set of filtered rows (dashboard/data.py).
+set_key = state.set_key(s)
+figures = data.error_figures(set_key, view, train)
 
 # ----------------------------------------------------------------------------- by length
 st.plotly_chart(figures["length"], key="by_length")
@@ -68,13 +71,13 @@ st.caption("Mean absolute error (left) and share of sequences whose rounded pred
 left, right = st.columns(2)
 with left:
     h1, h2 = st.columns(2)
-    suggested = tables.nice_bucket_width(max_sum)  # ~10-40 columns whatever the lengths
+    suggested = table_format.nice_bucket_width(max_sum)  # ~10-40 columns whatever the lengths
     width = h1.number_input("Sum bucket width", min_value=1, max_value=1000, value=suggested,
                             key=f"bucket_width_{suggested}")
     metric = h2.radio("Colour by", ["mae", "error_rate"], horizontal=True, key="heat_metric",
                       format_func={"mae": "MAE", "error_rate": "error rate"}.get)
     label = "MAE" if metric == "mae" else "error rate"
-    st.plotly_chart(figure_cache.heatmap(set_key, view, int(width), metric, label), key="heatmap")
+    st.plotly_chart(data.heatmap(set_key, view, int(width), metric, label), key="heatmap")
     st.caption(f"{label} for each length × true-sum bucket; brighter cells are worse. Hover for "
                "the number of sequences behind a cell.")
 with right:
@@ -102,34 +105,34 @@ with right:
             st.session_state["cm_true"], st.session_state["cm_pred"] = clicked
 
 # Default selection: the most frequent misreading (or, with none, the most frequent digit).
-worst_t, worst_p = tables.most_frequent_confusion(cm)
+worst_t, worst_p = table_format.most_frequent_confusion(cm)
 st.session_state.setdefault("cm_true", worst_t)
 st.session_state.setdefault("cm_pred", worst_p)
 c1, c2, c3 = st.columns([1, 1, 4], vertical_alignment="bottom")
 t = c1.selectbox("True digit", range(10), key="cm_true")
 p = c2.selectbox("Read as", range(10), key="cm_pred")
-hits = evaluate.sequences_with_confusion(view, t, p)
+hits = evaluate.sequences_with_confusion(view, t, p).rows
 c3.markdown(f"**{len(hits):,}** sequences contain a {t} that the CNN read as {p} "
             f"({int(cm[t, p]):,} such images)." if t != p else
             f"**{len(hits):,}** sequences contain a correctly read {t}.")
 
 
 def spec(seq_id: int) -> links.SequenceSpec:
-    return settings.eval_spec(s, seq_id, len(full))
+    return state.eval_spec(s, seq_id, len(full))
 
 
 def link(seq_id: int) -> str:
     return links.inspector_url(spec(seq_id), s.checkpoint_name)
 
 
-suspect_ids = trust.suspect_only_ids(view, cache.suspects(s.checkpoint)["index"].head(s.suspect_k))
+suspect_ids = trust_tables.suspect_only_ids(view, data.suspects(s.checkpoint)["index"].head(s.suspect_k))
 
 
-def shown(rows):
+def shown(picked):
     """The table's columns, its link, p_exact and whether a suspect label alone explains the error."""
-    out = tables.with_links(rows, link)
+    out = table_format.with_links(picked, link)
     if has_dist:
-        out.insert(out.columns.get_loc("exact") + 1, "p_exact", rows["p_exact"].to_numpy())
+        out.insert(out.columns.get_loc("exact") + 1, "p_exact", picked["p_exact"].to_numpy())
     out.insert(len(out.columns) - 1, "suspect label?", out["seq_id"].isin(suspect_ids))
     return out
 
@@ -149,20 +152,20 @@ if len(hits):
 # ----------------------------------------------------------------------------- worst sequences
 st.subheader("Worst sequences")
 n_worst = st.slider("How many", 5, 200, 25, step=5, key="n_worst")
-worst = shown(evaluate.worst_sequences(view, n_worst))
-table = st.dataframe(worst, hide_index=True, column_config=FORMATS, key="worst_table",
+worst = shown(evaluate.worst_sequences(rows, n_worst))
+worst_table = st.dataframe(worst, hide_index=True, column_config=FORMATS, key="worst_table",
                      on_select="rerun", selection_mode="single-row")
-n_wrong = int((~view["exact"]).sum())
+n_wrong = int((~rows["exact"]).sum())
 st.caption("Largest absolute errors among the filtered sequences. Follow a row's link, or select "
            "a row to open it here. " + (
                f"The {s.aside} most suspect images are set aside (sidebar): no sequence uses them." if s.aside else
                f"**{len(suspect_ids):,}** of the {n_wrong:,} wrong sequences misread only images among the "
                f"{s.suspect_k} most suspect labels (suspect label?): the label, not the model, may be wrong."))
-rows = table.selection.rows if table else []
-if rows:
-    seq_id = int(worst.iloc[rows[0]]["seq_id"])
+picked = worst_table.selection.rows if worst_table else []
+if picked:
+    seq_id = int(worst.iloc[picked[0]]["seq_id"])
     st.page_link("views/inspector.py", label=f"Open sequence {seq_id} in the inspector",
                  icon=":material/pageview:", query_params=links.link_query(spec(seq_id), s.checkpoint_name))
 st.download_button("Download the filtered table (CSV)",
-                   partial(tables.csv_bytes, view.drop(columns=["indices"], errors="ignore")),
+                   partial(table_format.csv_bytes, view),
                    file_name="digitsum_filtered.csv", mime="text/csv", on_click="ignore", key="csv")

@@ -10,10 +10,11 @@ import numpy as np
 import streamlit as st
 
 from core.images import png_bytes, strip_image
-from dashboard import cache, digit_row, links, settings
+from dashboard import data, links, state
+from dashboard.ui import digit_strip
 
-s = settings.settings()
-predictor = settings.require(s)
+s = state.settings()
+predictor = state.require(s)
 
 st.title("Generator")
 st.caption("Draws MNIST test images for a random digit sequence under your constraints, then "
@@ -53,12 +54,12 @@ except ValueError as exc:
     st.stop()
 start = time.perf_counter()
 try:
-    row = cache.generated_row(s.checkpoint, spec)
+    row = data.generated_row(s.checkpoint, spec)
 except ValueError as exc:  # impossible constraints: core explains why
     st.error(f"Cannot build this sequence: {exc}")
     st.stop()
 elapsed = time.perf_counter() - start
-images = cache.sequence_images(row)
+images = data.sequence_images(row)
 true_digits, pred_digits = np.asarray(row["true_digits"]), np.asarray(row["pred_digits"])
 
 m1, m2, m3, m4 = st.columns(4)
@@ -75,13 +76,13 @@ if row["p_exact"] == row["p_exact"]:  # NaN for a head without a distribution ov
               help=f"the model's probability that the sum is exactly {int(row['pred_rounded'])}")
     p2.metric("95% interval", f"{lo}–{hi}", help="central 95% credible interval of the sum (inclusive)")
 else:
-    st.caption(settings.no_distribution_note(predictor))
+    st.caption(state.no_distribution_note(predictor))
 
-st.html(digit_row.digit_row_html(images, true_digits, pred_digits, row["digit_conf"], second=row["second_digits"],
+st.html(digit_strip.digit_row_html(images, true_digits, pred_digits, row["digit_conf"], second=row["second_digits"],
                                  second_conf=row["second_conf"]))
 st.caption(f"The sequence: true digit, the CNN's reading, its probability and the runner-up (2nd) under each image (misread "
            f"ones framed in red); scroll sideways for long sequences. "
-           f"{digit_row.misread_summary(true_digits, pred_digits)} Generated and predicted in "
+           f"{digit_strip.misread_summary(true_digits, pred_digits)} Generated and predicted in "
            f"{1000 * elapsed:.0f} ms.")
 
 b1, b2, _ = st.columns([1, 1, 2])

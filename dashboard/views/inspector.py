@@ -13,19 +13,20 @@ import numpy as np
 import streamlit as st
 
 from core import evaluate
-from dashboard import cache, charts, digit_row, links, settings, tables, trust_charts
+from dashboard import data, links, state
+from dashboard.ui import charts, digit_strip, table_format, trust_charts
 
-s = settings.settings()
-predictor = settings.require(s)
-df = settings.sidebar_evaluation(s)
+s = state.settings()
+predictor = state.require(s)
+table = state.sidebar_evaluation(s)
 # With a slice chosen in Slices, Previous / Next / Jump to worst move within it (the number box still
 # reaches any sequence of the set).
-chosen = settings.active_slice(st.session_state, s)
-worst_id = int(evaluate.worst_sequences(settings.apply_slice(df, chosen), 1)["seq_id"].iloc[0])
+chosen = state.active_slice(st.session_state, s)
+worst_id = int(evaluate.worst_sequences(state.apply_slice(table, chosen), 1)["seq_id"].iloc[0])
 
 
 def eval_spec(index: int) -> links.SequenceSpec:
-    return settings.eval_spec(s, index, len(df))
+    return state.eval_spec(s, index, len(table))
 
 
 def show(spec: links.SequenceSpec) -> None:
@@ -49,30 +50,30 @@ elif spec.source == "eval":
 show(spec)
 
 if spec.source == "eval":
-    row = df[df["seq_id"] == spec.index].iloc[0]
-    title = links.spec_title(spec, len(df), int(row["length"]))
+    row = table.row(spec.index)  # seq_id is the row's position in the whole set
+    title = links.spec_title(spec, len(table), int(row["length"]))
 else:
     try:
-        row = cache.generated_row(s.checkpoint, spec)
+        row = data.generated_row(s.checkpoint, spec)
     except ValueError as exc:
         st.error(f"This generator link describes an impossible sequence: {exc}")
         show(eval_spec(worst_id))
         st.stop()
     title = links.spec_title(spec)
-images = cache.sequence_images(row)
+images = data.sequence_images(row)
 
 st.title("Sequence inspector")
 if problem:
     st.warning(problem)
 
 # ----------------------------------------------------------------------------- navigation
-settings.slice_notice(s)
+state.slice_notice(s)
 
 
 def step(delta: int) -> links.SequenceSpec:
     if chosen is not None and spec.source == "eval":
-        return eval_spec(settings.slice_step(chosen["seq_ids"], spec.index, delta))
-    return links.stepped(spec, delta, len(df))
+        return eval_spec(state.slice_step(chosen["seq_ids"], spec.index, delta))
+    return links.stepped(spec, delta, len(table))
 
 
 st.session_state["insp_goto"] = spec.index if spec.source == "eval" else worst_id
@@ -83,7 +84,7 @@ n2.button("Next", icon=":material/chevron_right:", icon_position="right", key="n
           on_click=lambda: show(step(1)), disabled=spec.source == "eval" and step(1).index == spec.index)
 n3.button("Jump to worst", icon=":material/warning:", on_click=lambda: show(eval_spec(worst_id)), key="worst",
           width="stretch", help="The sequence with the largest absolute error" + (" in the slice." if chosen else "."))
-n4.number_input("Go to sequence #", min_value=0, max_value=len(df) - 1, step=1, key="insp_goto",
+n4.number_input("Go to sequence #", min_value=0, max_value=len(table) - 1, step=1, key="insp_goto",
                 on_change=lambda: show(eval_spec(st.session_state["insp_goto"])))
 
 # ----------------------------------------------------------------------------- the sequence
@@ -96,16 +97,16 @@ m3.metric("Error", f"{row['error']:+.2f}", delta="exact" if row["exact"] else "w
           delta_color="normal" if row["exact"] else "inverse", delta_arrow="off")
 m4.metric("Misread digits", f"{int((true_digits != pred_digits).sum())} of {len(true_digits)}")
 
-st.html(digit_row.digit_row_html(images, true_digits, pred_digits, row["digit_conf"], second=row["second_digits"],
+st.html(digit_strip.digit_row_html(images, true_digits, pred_digits, row["digit_conf"], second=row["second_digits"],
                                  second_conf=row["second_conf"]))
 st.caption("Each digit image with its true label, the CNN's reading and its calibrated probability, and "
            "its second most likely reading (2nd); misread digits are framed in red. Scroll sideways for long "
-           "sequences. " + digit_row.misread_summary(true_digits, pred_digits))
+           "sequences. " + digit_strip.misread_summary(true_digits, pred_digits))
 
 # ----------------------------------------------------------------------------- P(sum)
-dist = cache.sum_distribution(s.checkpoint, row)
+dist = data.sum_distribution(s.checkpoint, row)
 if dist is None:
-    st.info(settings.no_distribution_note(predictor))
+    st.info(state.no_distribution_note(predictor))
 else:
     lo, hi = int(row["interval_lo"]), int(row["interval_hi"])
     d1, d2 = st.columns([4, 1])
@@ -123,7 +124,7 @@ with left:
     st.caption("The head's running prediction after each digit beside the true running sum, and "
                "their difference below: where it leaves zero, the sum went wrong.")
 with right:
-    st.dataframe(tables.step_table(row), hide_index=True, height=300, key="steps", column_config={
+    st.dataframe(table_format.step_table(row), hide_index=True, height=300, key="steps", column_config={
         "conf": st.column_config.NumberColumn("conf", format="percent"),
         "added": st.column_config.NumberColumn("added", format="%.2f", help="how much the head added at this step"),
         "running": st.column_config.NumberColumn("running", format="%.2f"),

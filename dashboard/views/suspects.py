@@ -7,13 +7,14 @@ Error analysis marks those, and the sidebar's "Set suspect images aside" rebuild
 
 import streamlit as st
 
-from dashboard import cache, links, settings, tables, trust
+from dashboard import data, links, state
+from dashboard.ui import table_format, trust_tables
 
-s = settings.settings()
-predictor = settings.require(s)
-df = settings.sidebar_evaluation(s)
-ranked = cache.suspects(s.checkpoint)
-images = cache.test_split()[0]
+s = state.settings()
+predictor = state.require(s)
+table = state.sidebar_evaluation(s)
+ranked = data.suspects(s.checkpoint)
+images = data.test_split()[0]
 COLUMNS_PER_ROW = 10
 
 st.title("Suspect labels")
@@ -23,9 +24,9 @@ st.caption(f"Every test image ranked by score, the model's calibrated probabilit
 
 k = st.slider("How many images", 5, 200, 30, step=5, key="sus_k")
 top = ranked.head(k)
-used = trust.usage(df, top["index"])
+used = trust_tables.usage(table, top["index"])
 n_used = sum(1 for v in used.values() if v)
-st.caption(f"The evaluation set ({len(df):,} sequences" + (f", the {s.aside} most suspect images set aside"
+st.caption(f"The evaluation set ({len(table):,} sequences" + (f", the {s.aside} most suspect images set aside"
                                                            if s.aside else "")
            + f") uses **{n_used}** of these {k} images. Click an image's button to list its sequences.")
 
@@ -53,7 +54,7 @@ if chosen is None:
     st.stop()
 info = ranked[ranked["index"] == chosen].iloc[0]
 st.subheader(f"Test image {chosen}: given {info['given']}, read as {info['suggested']} (score {info['score']:.3f})")
-hits = trust.sequences_with_image(df, chosen)
+hits = trust_tables.sequences_with_image(table, chosen)
 if hits.empty:
     aside = s.aside and chosen in set(ranked["index"].head(s.aside))
     st.info(f"No sequence of the evaluation set contains test image {chosen}"
@@ -62,10 +63,10 @@ if hits.empty:
 
 
 def link(seq_id: int) -> str:
-    return links.inspector_url(settings.eval_spec(s, seq_id, len(df)), s.checkpoint_name)
+    return links.inspector_url(state.eval_spec(s, seq_id, len(table)), s.checkpoint_name)
 
 
-listing = tables.with_links(hits, link)
+listing = table_format.with_links(hits, link)
 listing.insert(2, "step", hits["step"].to_numpy())
 st.dataframe(listing, hide_index=True, key="suspect_sequences", column_config={
     "pred_sum": st.column_config.NumberColumn("pred_sum", format="%.3f"),

@@ -12,9 +12,11 @@ import pandas as pd
 import streamlit as st
 
 from core import runs
-from dashboard import cache, compare, runs_display, settings, tables
-from dashboard.runs_display import EPOCHS, ICONS
-from dashboard.theme import COLORS
+from dashboard import data, state
+from dashboard.ui import run_format, table_format
+from dashboard.views import training_compare
+from dashboard.ui.run_format import EPOCHS, ICONS
+from dashboard.ui.theme import COLORS
 
 REFRESH_S = 2.0  # live panel refresh while a run is queued or running
 # Session keys: the selected run, the run being compared, a message from the last action.
@@ -39,7 +41,7 @@ def launch_from_form(base: dict, device_count: int) -> None:
     ss = st.session_state
     form = {key: ss.get(f"train_{key}") for key in ("preset", "device", "head", "lengths", "lr", "batch_size",
                                                      "seed", "world", *(k for k, _ in EPOCHS))}
-    config, world = runs_display.launch_config(form, base, device_count)
+    config, world = run_format.launch_config(form, base, device_count)
     try:
         run = runs.launch(config, world_size=world)
     except (ValueError, runs.RunError) as exc:
@@ -92,7 +94,7 @@ def launch_form() -> None:
 
 # ----------------------------------------------------------------------------------- run list
 def runs_table(items: list[runs.Run]) -> None:
-    st.dataframe(runs_display.runs_rows(items), hide_index=True, width="stretch", key="runs_table",
+    st.dataframe(run_format.runs_rows(items), hide_index=True, width="stretch", key="runs_table",
                  column_config={"progress": st.column_config.ProgressColumn(min_value=0, max_value=1),
                                 "val MAE": st.column_config.NumberColumn(format="%.3f")})
 
@@ -100,12 +102,12 @@ def runs_table(items: list[runs.Run]) -> None:
 # ----------------------------------------------------------------------------------- one run
 def draw_run(run_id: str) -> runs.Run:
     run = runs.get(run_id)
-    shown = runs_display.status(run)
+    shown = run_format.status(run)
     st.subheader(f"{ICONS.get(shown, '')} Run {run.id} — {shown}")
-    overrides = runs_display.settings_text(run) or "preset defaults"
+    overrides = run_format.settings_text(run) or "preset defaults"
     st.caption(f"preset `{run.preset}` ({overrides}) · device `{run.device}` ×{run.world_size} · "
                f"created {run.created} · attempt {max(run.attempts, 1)} · log `{run.log_path}`")
-    st.progress(run.progress, text=runs_display.progress_text(run))
+    st.progress(run.progress, text=run_format.progress_text(run))
     actions(run)
     if run.error:
         (st.warning if run.status == "cancelled" else st.error)(run.error.split("\n")[0])
@@ -124,7 +126,7 @@ def act(action, run_id: str) -> None:
 
 def actions(run: runs.Run) -> None:
     c1, c2, _ = st.columns([2, 1, 2])
-    if run.status in runs.LIVE and runs_display.status(run) != "cancelling":
+    if run.status in runs.LIVE and run_format.status(run) != "cancelling":
         c1.button("Cancel run", key=f"cancel_{run.id}", on_click=act, args=(runs.cancel, run.id),
                   help="SIGTERM: the trainer saves its state and stops (SIGKILL if it hangs).")
     if run.status in ("failed", "cancelled"):
@@ -133,9 +135,9 @@ def actions(run: runs.Run) -> None:
     if run.status == "succeeded" and run.checkpoint:
         c1.button("Compare with the selected checkpoint", key=f"cmp_{run.id}",
                   on_click=st.session_state.__setitem__, args=(COMPARE, run.id))
-        name = cache.display_name(run.checkpoint)
-        c2.button("Select in sidebar", key=f"use_{run.id}", disabled=st.session_state.get(settings.CKPT) == name,
-                  on_click=st.session_state.__setitem__, args=(settings.CKPT, name),
+        name = data.display_name(run.checkpoint)
+        c2.button("Select in sidebar", key=f"use_{run.id}", disabled=st.session_state.get(state.CKPT) == name,
+                  on_click=st.session_state.__setitem__, args=(state.CKPT, name),
                   help="Analyse this run's model on every page.")
 
 
@@ -169,7 +171,7 @@ def live_run(run_id: str) -> None:
 
 # ----------------------------------------------------------------------------------- comparison
 def comparison(run: runs.Run) -> None:
-    s = settings.settings()
+    s = state.settings()
     st.subheader("Comparison with the selected checkpoint")
     if s.checkpoint is None:
         st.info("Select a checkpoint in the sidebar to compare with.")
@@ -180,18 +182,18 @@ def comparison(run: runs.Run) -> None:
     st.caption(f"Same evaluation set for both (sidebar: lengths {s.lengths[0]}…{s.lengths[-1]}, "
                f"{s.per_length} per length, seed {s.seed}; test split).")
     try:
-        base = cache.evaluation(s.checkpoint, s.lengths, s.per_length, s.seed)
-        new = cache.evaluation(Path(run.checkpoint), s.lengths, s.per_length, s.seed)
+        base = data.evaluation_table(s.checkpoint, s.lengths, s.per_length, s.seed).rows
+        new = data.evaluation_table(Path(run.checkpoint), s.lengths, s.per_length, s.seed).rows
     except Exception as exc:  # a broken checkpoint: the message names the file and the problem
         st.error(f"Cannot evaluate: {exc}")
         return
     a, b = f"selected ({s.checkpoint_name})", f"run {run.id}"
-    st.dataframe(tables.compare_by_length(base, new, a, b), hide_index=True, width="stretch")
+    st.dataframe(table_format.compare_by_length(base, new, a, b), hide_index=True, width="stretch")
     st.caption("Per length: MAE and exact-match of each model; Δ MAE < 0 means the run is better.")
-    diff = tables.disagreements(base, new, a, b)
+    diff = table_format.disagreements(base, new, a, b)
     st.markdown(f"**Sequences where the two disagree** (rounded sums differ): {len(diff)} of {len(base)}")
     st.dataframe(diff.head(500), hide_index=True, width="stretch")
-    compare.where_they_differ(s, s.checkpoint, Path(run.checkpoint), a, b)
+    training_compare.where_they_differ(s, s.checkpoint, Path(run.checkpoint), a, b)
 
 
 # ----------------------------------------------------------------------------------- page
@@ -208,7 +210,7 @@ ids = [r.id for r in items]
 if st.session_state.get(SELECTED) not in ids:
     st.session_state[SELECTED] = ids[0]
 by_id = {r.id: r for r in items}
-chosen = st.selectbox("Run", ids, key=SELECTED, format_func=lambda i: runs_display.run_label(by_id[i]))
+chosen = st.selectbox("Run", ids, key=SELECTED, format_func=lambda i: run_format.run_label(by_id[i]))
 if by_id[chosen].status in runs.LIVE:
     live_run(chosen)
 else:

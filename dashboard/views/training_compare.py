@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import cache, slice_cache, slice_charts
+from dashboard import data
+from dashboard.ui import slice_charts
 
 MAX_IMAGES = 40  # per side; the heading gives the full count
 
@@ -19,7 +20,7 @@ def image_grid(rows: pd.DataFrame, wrong: str) -> None:
     if rows.empty:
         st.caption("None.")
         return
-    images = cache.test_split()[0]
+    images = data.test_split()[0]
     shown = rows.head(MAX_IMAGES)
     st.image([images[int(i)] for i in shown["index"]], width=48, clamp=True, caption=[
         f"#{int(r['index'])}: {int(r['label'])}, read {int(r[f'pred_{wrong}'])}" for _, r in shown.iterrows()])
@@ -31,8 +32,8 @@ def where_they_differ(s, path_a: Path, path_b: Path, a: str, b: str) -> None:
     """Draw both sections for checkpoints A (`path_a`, named `a`) and B on the sidebar's set (settings `s`)."""
     st.markdown("**Where they differ** — the slices of the evaluation set whose error rates differ most")
     try:
-        compared = slice_cache.compared_slices(path_a, path_b, s.lengths, s.per_length, s.seed)
-        digits = slice_cache.disagreements(path_a, path_b)
+        compared = data.compared_slices(path_a, path_b, s.lengths, s.per_length, s.seed)
+        digits = data.disagreements(path_a, path_b)
     except Exception as exc:  # noqa: BLE001 - a broken checkpoint: the message names the file and the problem
         st.error(f"Cannot compare: {exc}")
         return

@@ -10,53 +10,50 @@ import numpy as np
 import pandas as pd
 
 from core import evaluate
-from core.evaluate import reliability
+from core.evaluate import EvalTable, reliability
 
 
-def has_distribution(df: pd.DataFrame) -> bool:
+def has_distribution(table) -> bool:
     """Whether the evaluated head gave a distribution over each sum (p_exact is NaN otherwise)."""
-    return "p_exact" in df and bool(df["p_exact"].notna().any())
+    rows = table.rows if isinstance(table, EvalTable) else table
+    return "p_exact" in rows and bool(rows["p_exact"].notna().any())
 
 
-def below_p_exact(df: pd.DataFrame, threshold: float) -> pd.DataFrame:
+def below_p_exact(table: EvalTable, threshold: float) -> EvalTable:
     """The sequences the model is less sure of than `threshold` (p_exact < threshold): the ones a
     selective predictor would hand to a person."""
-    return df[df["p_exact"].to_numpy(dtype=float) < float(threshold)]
+    return table.take(table.rows["p_exact"].to_numpy(dtype=float) < float(threshold))
 
 
-def suspect_only_ids(df: pd.DataFrame, suspect_indices) -> set[int]:
-    """seq_ids of the wrong sequences whose every misread digit is a suspect image (core.evaluate.
-    mark_suspects), computed on the wrong rows only (few, however large the set)."""
-    wrong = df[~df["exact"].to_numpy(dtype=bool)]
-    if wrong.empty:
-        return set()
-    marked = evaluate.mark_suspects(wrong, suspect_indices)
-    return set(int(i) for i in marked.loc[marked["suspect_only"], "seq_id"])
+def suspect_only_ids(table: EvalTable, suspect_indices) -> set[int]:
+    """seq_ids of the wrong sequences whose every misread digit is a suspect image
+    (core.evaluate.suspect_only_mask)."""
+    return set(table.rows["seq_id"].to_numpy()[evaluate.suspect_only_mask(table, suspect_indices)].tolist())
 
 
-def image_positions(df: pd.DataFrame) -> pd.DataFrame:
+def image_positions(table: EvalTable) -> pd.DataFrame:
     """One row per digit of the set: image (index into the test split), seq_id, step (1-based)."""
-    lengths = df["length"].to_numpy(dtype=np.int64)
-    if not len(df):
-        return pd.DataFrame({"image": [], "seq_id": [], "step": []}, dtype=np.int64)
-    images = np.concatenate([np.asarray(v, dtype=np.int64) for v in df["indices"]])
-    steps = np.arange(len(images)) - np.repeat(np.cumsum(lengths) - lengths, lengths) + 1
-    return pd.DataFrame({"image": images, "seq_id": np.repeat(df["seq_id"].to_numpy(), lengths), "step": steps})
+    steps = np.arange(len(table.row_of_digit)) - table.offsets[table.row_of_digit] + 1
+    return pd.DataFrame({"image": table.digits["indices"], "seq_id": table.rows["seq_id"].to_numpy()[table.row_of_digit],
+                         "step": steps})
 
 
-def sequences_with_image(df: pd.DataFrame, image: int) -> pd.DataFrame:
-    """The sequences of `df` that hold test image `image`, with the step(s) where it appears."""
-    pos = image_positions(df)
+def sequences_with_image(table: EvalTable, image: int) -> pd.DataFrame:
+    """The rows of `table` that hold test image `image`, with the step(s) where it appears."""
+    pos = image_positions(table)
     hits = pos[pos["image"] == int(image)]
     steps = hits.groupby("seq_id")["step"].apply(lambda s: ", ".join(str(v) for v in s)).rename("step")
-    return df[df["seq_id"].isin(steps.index)].merge(steps, left_on="seq_id", right_index=True)
+    rows = table.rows
+    return rows[rows["seq_id"].isin(steps.index)].merge(steps, left_on="seq_id", right_index=True)
 
 
-def usage(df: pd.DataFrame, images) -> dict[int, int]:
-    """{image: how many sequences of `df` hold it} for each image of `images`."""
-    pos = image_positions(df)
-    counts = pos[pos["image"].isin(list(images))].groupby("image")["seq_id"].nunique()
-    return {int(i): int(counts.get(int(i), 0)) for i in images}
+def usage(table: EvalTable, images) -> dict[int, int]:
+    """{image: how many sequences of `table` hold it} for each image of `images`."""
+    images = [int(i) for i in images]
+    hit = np.isin(table.digits["indices"], images)
+    pairs = np.unique(np.stack([table.digits["indices"][hit], table.row_of_digit[hit]]), axis=1)
+    counts = dict(zip(*np.unique(pairs[0], return_counts=True))) if pairs.size else {}
+    return {i: int(counts.get(i, 0)) for i in images}
 
 
 def thin(curve: pd.DataFrame, max_points: int = 1500) -> pd.DataFrame:
@@ -67,11 +64,11 @@ def thin(curve: pd.DataFrame, max_points: int = 1500) -> pd.DataFrame:
     return curve.iloc[keep]
 
 
-def selective(df: pd.DataFrame, threshold: float) -> dict[str, float]:
+def selective(rows: pd.DataFrame, threshold: float) -> dict[str, float]:
     """At a p_exact threshold: coverage and exact-match of the kept sequences (at_threshold), and the
     number handed over (below the threshold)."""
-    kept = reliability.at_threshold(df, threshold)
-    return {**kept, "below": int(len(below_p_exact(df, threshold)))}
+    kept = reliability.at_threshold(rows, threshold)
+    return {**kept, "below": int((rows["p_exact"].to_numpy(dtype=float) < float(threshold)).sum())}
 
 
 def interval_table(summary: dict) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.theme import COLORS
+from dashboard.ui.theme import COLORS
 
 SLICE_COLUMNS = ["slice", "size", "error_rate", "error_coverage"]
 # The digit map's three kinds of test digit, in drawing order (the rare kinds on top), and their look.

@@ -10,38 +10,39 @@ the first time, never inside a Streamlit script thread; this view polls until it
 import numpy as np
 import streamlit as st
 
-from dashboard import cache, links, settings, slice_cache, slice_charts, tables, trust
+from dashboard import data, links, state
+from dashboard.ui import slice_charts, table_format, trust_tables
 
 MAX_SHOWN = 60  # images drawn for one selection (the count says how many were picked)
 POLL_S = 2
 
-s = settings.settings()
-predictor = settings.require(s)
+s = state.settings()
+predictor = state.require(s)
 st.title("Digit map")
 
 
 @st.fragment(run_every=POLL_S)
 def wait_for_map() -> None:
     """Shown while the subprocess computes the map; a full rerun draws the map once it is on disk."""
-    state, detail = slice_cache.digit_map_job(s.checkpoint)
+    state, detail = data.digit_map_job(s.checkpoint)
     if state == "ready":
         st.rerun()
     elif state == "failed":
         st.error(f"Computing the digit map failed: {detail}")
-        st.button("Try again", on_click=slice_cache.start_digit_map, args=(s.checkpoint, True), key="map_retry")
+        st.button("Try again", on_click=data.start_digit_map, args=(s.checkpoint, True), key="map_retry")
     else:
         st.info(f"Computing the digit map of {s.checkpoint_name} in the background: up to a minute, once per "
                 f"checkpoint. This page updates by itself. {detail}", icon=":material/hourglass_top:")
 
 
-points = slice_cache.digit_map(s.checkpoint)
+points = data.digit_map(s.checkpoint)
 if points is None:
-    slice_cache.start_digit_map(s.checkpoint)  # once per checkpoint version
+    data.start_digit_map(s.checkpoint)  # once per checkpoint version
     wait_for_map()
     st.stop()
 
 # ----------------------------------------------------------------------------- the map
-suspects = cache.suspects(s.checkpoint)["index"].head(s.suspect_k)
+suspects = data.suspects(s.checkpoint)["index"].head(s.suspect_k)
 kinds = slice_charts.digit_kinds(points, suspects)
 counts = {k: int((kinds == k).sum()) for k in slice_charts.KINDS}
 st.caption(f"The {len(points):,} test digits of {s.checkpoint_name}, placed so that digits the CNN sees alike lie "
@@ -63,28 +64,28 @@ if not picked:
 rows = points.set_index("index").loc[picked[:MAX_SHOWN]]
 more = f" (the first {MAX_SHOWN} shown)" if len(picked) > MAX_SHOWN else ""
 st.subheader(f"{len(picked):,} selected test digits{more}")
-images = cache.test_split()[0]
+images = data.test_split()[0]
 captions = [f"#{i}: {t}→{p}" if t != p else f"#{i}: {t}" for i, t, p in zip(rows.index, rows["label"], rows["pred"])]
 st.image([images[i] for i in rows.index], width=56, clamp=True, caption=captions)
 st.caption("Each image's test index and label, and the CNN's reading after the arrow when it differs.")
 
 # ----------------------------------------------------------------------------- their sequences
-df = settings.sidebar_evaluation(s)
-positions = trust.image_positions(df)
+table = state.sidebar_evaluation(s)
+positions = trust_tables.image_positions(table)
 holding = positions[positions["image"].isin(picked)].groupby("seq_id")["image"].nunique().rename("selected digits")
-hits = df[df["seq_id"].isin(holding.index)]
+hits = table.rows[table.rows["seq_id"].isin(holding.index)]
 order = holding.reindex(hits["seq_id"]).to_numpy().argsort(kind="stable")[::-1]  # most selected digits first
 hits = hits.iloc[order]
 if hits.empty:
-    st.info(f"No sequence of the evaluation set ({len(df):,} sequences) contains the selected digits.")
+    st.info(f"No sequence of the evaluation set ({len(table):,} sequences) contains the selected digits.")
     st.stop()
 
 
 def link(seq_id: int) -> str:
-    return links.inspector_url(settings.eval_spec(s, seq_id, len(df)), s.checkpoint_name)
+    return links.inspector_url(state.eval_spec(s, seq_id, len(table)), s.checkpoint_name)
 
 
-listing = tables.with_links(hits, link)
+listing = table_format.with_links(hits, link)
 listing.insert(1, "selected digits", holding.reindex(listing["seq_id"]).to_numpy())
 st.dataframe(listing, hide_index=True, key="map_sequences", column_config={
     "pred_sum": st.column_config.NumberColumn("pred_sum", format="%.3f"),

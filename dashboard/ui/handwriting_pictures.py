@@ -1,4 +1,4 @@
-"""The pictures and words of the "Write your own" view (dashboard/views/handwriting.py): the image with a
+"""The pictures and words of the "Write your own" view (dashboard/views/write_your_own.py): the image with a
 numbered box per digit, each digit's 28×28 crop enlarged, its top readings, and the collection's folder.
 
 Plain functions of arrays (Pillow, no Streamlit), tested in tests/test_pages_handwriting.py.
@@ -14,8 +14,8 @@ from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from core.handwriting import Reading, load_image, locate_digits
 from core.paths import REPO_ROOT
-from dashboard.digit_row import pct as pct  # the inspector's '93%', '0.4%', '<0.1%'
-from dashboard.theme import COLORS
+from dashboard.ui.digit_strip import pct as pct  # the inspector's '93%', '0.4%', '<0.1%'
+from dashboard.ui.theme import COLORS
 
 BOX_RGB = ImageColor.getrgb(COLORS["pred"])  # the model's colour: these are the model's digits
 MAX_WIDTH = 1400  # a phone photo is shrunk to this width before the boxes are drawn (and sent)

@@ -36,13 +36,15 @@ def with_links(df: pd.DataFrame, link_for) -> pd.DataFrame:
     return out
 
 
-def csv_bytes(df: pd.DataFrame) -> bytes:
-    """The per-sequence table as CSV; list columns become space-separated strings."""
-    out = df.copy()
-    for col in out.columns:
-        if len(out) and isinstance(out[col].iloc[0], (list, tuple, np.ndarray)):
-            fmt = (lambda v: f"{v:.3f}") if col in ("digit_conf", "running") else str
-            out[col] = [" ".join(fmt(x) for x in v) for v in out[col]]
+def csv_bytes(table) -> bytes:
+    """An evaluation table (core.evaluate.EvalTable) as CSV, one row per sequence; each per-digit column
+    but the image indices becomes one cell of space-separated values. Built only when downloaded."""
+    out = table.rows.copy()
+    cuts = table.offsets[1:-1]
+    for name, values in table.digits.items():
+        if name != "indices":
+            text = np.char.mod("%.3f" if values.dtype.kind == "f" else "%d", values)
+            out[name] = [" ".join(part) for part in np.split(text, cuts)] if len(out) else []
     return out.to_csv(index=False).encode("utf-8")
 
 

@@ -1,6 +1,7 @@
-"""The sidebar's shared settings: session-state keys and defaults, seeding them from a link, and the
+"""What the URL and the sidebar hold: session-state keys and defaults, seeding them from a link, the
 Settings object every view reads (checkpoint + evaluation set, optionally without the k most suspect
-test images: "Set suspect images aside").
+test images: "Set suspect images aside"), and the slice chosen in Slices. Links themselves are built
+and parsed by dashboard.links.
 
 app.py draws the sidebar's widgets on these keys; views call `settings()` and `require()`.
 seed_from_url and read_settings are plain functions of a mapping (tests/test_components.py).
@@ -15,13 +16,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.data.sequences import parse_lengths
-from dashboard import cache, links
+from core.constants import SUSPECT_K as DEFAULT_SUSPECT_K
+from core.data import parse_lengths
+from core.evaluate import EvalTable
+from dashboard import data, links
 
 # Session-state keys of the sidebar's shared controls, and their defaults.
 CKPT, LENGTHS, PER_LENGTH, SEED = "ckpt", "eval_lengths", "eval_per_length", "eval_seed"
 ASIDE, SUSPECT_K = "eval_aside", "eval_suspect_k"  # the switch, and how many suspects it sets aside
-DEFAULTS = {LENGTHS: "1-10,20,50,100", PER_LENGTH: 100, SEED: 0, ASIDE: False, SUSPECT_K: 30}
+DEFAULTS = {LENGTHS: "1-10,20,50,100", PER_LENGTH: 100, SEED: 0, ASIDE: False, SUSPECT_K: DEFAULT_SUSPECT_K}
 SEEDED = "_seeded_from_url"
 P_EXACT_REQUEST = "_p_exact_below_request"  # Calibration -> Error analysis: filter p_exact below this
 MAX_PER_LENGTH, MAX_SEED, MAX_SUSPECT_K = 5000, 2**31 - 1, 1000
@@ -95,7 +98,7 @@ def read_settings(state: Mapping, checkpoints: Mapping[str, Path], folder: str =
 
 def settings() -> Settings:
     """The sidebar's current choices."""
-    return read_settings(st.session_state, cache.list_checkpoints(), cache.display_name(cache.checkpoint_dir()))
+    return read_settings(st.session_state, data.list_checkpoints(), data.display_name(data.checkpoint_dir()))
 
 
 def require(s: Settings):
@@ -105,16 +108,16 @@ def require(s: Settings):
         st.error(s.problem)
         st.stop()
     try:
-        return cache.predictor(s.checkpoint)
+        return data.predictor(s.checkpoint)
     except Exception as exc:  # CheckpointError and friends: the message names the file and problem
         st.error(f"Cannot load {s.checkpoint_name}: {exc}")
         st.stop()
 
 
-def sidebar_evaluation(s: Settings) -> pd.DataFrame:
+def sidebar_evaluation(s: Settings) -> EvalTable:
     """The sidebar's evaluation table, or the view stops with the reason (never a traceback)."""
     try:
-        return cache.evaluation(s.checkpoint, s.lengths, s.per_length, s.seed, s.aside)
+        return data.evaluation_table(s.checkpoint, s.lengths, s.per_length, s.seed, s.aside)
     except Exception as exc:  # noqa: BLE001 - e.g. a checkpoint replaced by a broken file
         st.error(f"Cannot evaluate {s.checkpoint_name}: {exc}")
         st.stop()
@@ -141,7 +144,7 @@ SLICE, SLICE_WIDGETS = "eval_slice", "_slice_widgets"  # the slice; a counter th
 def set_key(s: Settings) -> tuple:
     """The evaluation set's identity, which a slice's seq_ids and cached figures refer to: the checkpoint's
     file version (a rewrite at the same path changes the suspect ranking, so the set) and the set's spec."""
-    return cache.file_key(s.checkpoint), tuple(s.lengths), s.per_length, s.seed, s.aside
+    return data.file_key(s.checkpoint), tuple(s.lengths), s.per_length, s.seed, s.aside
 
 
 def choose_slice(state: MutableMapping, s: Settings, rule: str, seq_ids) -> None:
@@ -164,9 +167,9 @@ def active_slice(state: MutableMapping, s: Settings) -> dict | None:
     return chosen
 
 
-def apply_slice(df: pd.DataFrame, chosen: dict | None) -> pd.DataFrame:
+def apply_slice(table: EvalTable, chosen: dict | None) -> EvalTable:
     """The rows of an evaluation table that lie in the chosen slice (all of them without one)."""
-    return df if chosen is None else df[df["seq_id"].isin(chosen["seq_ids"])]
+    return table if chosen is None else table.take(table.rows["seq_id"].isin(chosen["seq_ids"]).to_numpy())
 
 
 def slice_step(seq_ids, current: int, delta: int) -> int:

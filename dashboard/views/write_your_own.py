@@ -13,11 +13,11 @@ from streamlit_drawable_canvas import st_canvas
 from core.collection import load_collection, save_digits
 from core.handwriting import MAX_PIXELS
 from core.paths import collection_dir
-from dashboard import handwriting_ui as ui
-from dashboard import settings
+from dashboard.ui import handwriting_pictures
+from dashboard import state
 
-s = settings.settings()
-predictor = settings.require(s)
+s = state.settings()
+predictor = state.require(s)
 ss = st.session_state
 
 st.title("Write your own")
@@ -29,8 +29,8 @@ st.caption("Write a few digits — on the canvas, or on paper and upload a photo
 def read(data: bytes):
     """(the picture with its numbered boxes, the Reading), once per image: a label change reruns the page,
     not the image work (a 12 MP photo takes a second or two)."""
-    image, reading = ui.read_image(data)
-    return ui.boxed_image(image, reading.boxes), reading
+    image, reading = handwriting_pictures.read_image(data)
+    return handwriting_pictures.boxed_image(image, reading.boxes), reading
 
 
 # ----------------------------------------------------------------------------- the image
@@ -63,22 +63,22 @@ except ValueError as exc:  # not an image, too large, no digits, too many: core'
 digits = reading.digits
 count = len(digits)
 prediction = predictor.run(digits[None])
-readings = ui.top_readings(prediction.digit_probs[0])
+readings = handwriting_pictures.top_readings(prediction.digit_probs[0])
 
 st.image(picture, caption=f"{count} digit{'s' * (count != 1)} found, numbered left to right"
          + (" (dark on light: inverted to MNIST's white on black)" if reading.inverted else ""))
 
 # ----------------------------------------------------------------------------- each digit
 st.subheader("What the model saw")
-key = ui.image_key(digits)
+key = handwriting_pictures.image_key(digits)
 labels = []
 per_row = 8
 for start in range(0, count, per_row):
     cells = st.columns(per_row)
     for i in range(start, min(start + per_row, count)):
         with cells[i - start]:
-            st.image(ui.enlarge(digits[i]), caption=f"#{i + 1}")
-            st.markdown(ui.readings_text(readings[i]))
+            st.image(handwriting_pictures.enlarge(digits[i]), caption=f"#{i + 1}")
+            st.markdown(handwriting_pictures.readings_text(readings[i]))
             labels.append(int(st.selectbox(f"Label of digit {i + 1}", range(10), index=readings[i][0][0],
                                            key=f"hw_label_{key}_{i}", label_visibility="collapsed",
                                            help="The true digit: correct it if the model misread it.")))
@@ -102,7 +102,7 @@ if prediction.has_distribution:
               delta="holds your sum" if lo <= true_sum <= hi else "misses it",
               delta_color="normal" if lo <= true_sum <= hi else "inverse", delta_arrow="off")
 else:
-    st.caption(settings.no_distribution_note(predictor))
+    st.caption(state.no_distribution_note(predictor))
 
 # ----------------------------------------------------------------------------- the collection
 saved = ss.setdefault("hw_saved", set())  # (image, labels) already saved in this session: never twice
@@ -117,7 +117,7 @@ def save() -> None:
         ss["hw_message"] = ("error", f"Cannot save these digits: {exc}")
     else:
         saved.add(token)
-        ss["hw_message"] = ("success", f"Saved {count} digit{'s' * (count != 1)} to {ui.folder_name(path.parent)}")
+        ss["hw_message"] = ("success", f"Saved {count} digit{'s' * (count != 1)} to {handwriting_pictures.folder_name(path.parent)}")
 
 
 # The boxes start at the model's readings: saving them unchecked would store the model's guesses as
@@ -137,5 +137,5 @@ try:
 except (OSError, ValueError) as exc:
     st.warning(f"Cannot read your collection: {exc}")
 else:
-    st.caption(f"Your collection ({ui.folder_name(collection_dir())}) holds {held} digit{'s' * (held != 1)}; "
+    st.caption(f"Your collection ({handwriting_pictures.folder_name(collection_dir())}) holds {held} digit{'s' * (held != 1)}; "
                "the evaluation tools read it as the split \"mine\".")

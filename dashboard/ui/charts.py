@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboard.theme import COLORS, SEQUENTIAL, TRAIN_SHADE
+from dashboard.ui.theme import COLORS, SEQUENTIAL, TRAIN_SHADE
 
 
 def length_figure(stats: pd.DataFrame, train_range: tuple[int, int] | None) -> go.Figure:
@@ -101,21 +101,33 @@ def error_histogram(errors: pd.Series, bins: int = 80) -> go.Figure:
     return fig
 
 
-def pred_vs_true_figure(df: pd.DataFrame, max_points: int = 1000) -> go.Figure:
+def _points(fig: go.Figure, part: pd.DataFrame, name: str, color: str) -> None:
+    fig.add_trace(go.Scattergl(
+        x=part["true_sum"], y=part["pred_sum"], mode="markers", name=name,
+        marker=dict(color=color, size=5, opacity=0.7), customdata=part["seq_id"],
+        hovertemplate="seq %{customdata}<br>true %{x}<br>pred %{y:.2f}<extra></extra>"))
+
+
+def pred_vs_true_figure(df: pd.DataFrame, max_points: int = 1000, bins: int = 60) -> go.Figure:
     """Predicted vs true sum with the y = x diagonal. Up to `max_points` sequences are drawn as
-    points (red when the rounded prediction is wrong); beyond that a 2-D histogram keeps the
-    chart fast and honest about density."""
+    points (red when the rounded prediction is wrong). Beyond that the exact ones become a density
+    grid binned here (np.histogram2d: the browser gets bins x bins counts, not every point) and the
+    wrong ones (up to `max_points`) stay red points on top, so they still stand out."""
     fig = go.Figure()
+    exact = df["exact"].to_numpy(bool)
     if len(df) <= max_points:
-        for exact, name, color in ((True, "exact", COLORS["good"]), (False, "wrong", COLORS["bad"])):
-            part = df[df["exact"] == exact]
-            fig.add_trace(go.Scattergl(
-                x=part["true_sum"], y=part["pred_sum"], mode="markers", name=name,
-                marker=dict(color=color, size=5, opacity=0.7), customdata=part["seq_id"],
-                hovertemplate="seq %{customdata}<br>true %{x}<br>pred %{y:.2f}<extra></extra>"))
+        _points(fig, df[exact], "exact", COLORS["good"])
+        _points(fig, df[~exact], "wrong", COLORS["bad"])
     else:
-        fig.add_trace(go.Histogram2d(x=df["true_sum"], y=df["pred_sum"], nbinsx=60, nbinsy=60,
-                                     colorscale=SEQUENTIAL, colorbar_title="sequences"))
+        x, y = df["true_sum"].to_numpy(float), df["pred_sum"].to_numpy(float)
+        counts, x_edges, y_edges = np.histogram2d(x, y, bins=bins)
+        fig.add_trace(go.Heatmap(x=(x_edges[:-1] + x_edges[1:]) / 2, y=(y_edges[:-1] + y_edges[1:]) / 2,
+                                 z=np.where(counts.T > 0, counts.T, np.nan), colorscale=SEQUENTIAL,
+                                 colorbar_title="sequences", name="all sequences",
+                                 hovertemplate="true ≈ %{x:.0f}<br>pred ≈ %{y:.0f}<br>%{z} sequences<extra></extra>"))
+        wrong = df[~exact]
+        _points(fig, wrong.nlargest(max_points, "abs_error") if len(wrong) > max_points else wrong, "wrong",
+                COLORS["bad"])
     if len(df):
         lo = float(min(df["true_sum"].min(), df["pred_sum"].min()))
         hi = float(max(df["true_sum"].max(), df["pred_sum"].max()))

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.theme import COLORS
+from dashboard.ui.theme import COLORS
 
 SIDES = {"before": COLORS["muted"], "after": COLORS["pred"]}  # uncalibrated, calibrated
 

@@ -8,7 +8,7 @@ from html import escape
 import numpy as np
 
 from core.images import png_bytes
-from dashboard.theme import COLORS
+from dashboard.ui.theme import COLORS
 
 
 def misread_summary(true_digits, pred_digits, limit: int = 12) -> str:

@@ -4,45 +4,46 @@ coverage (the share of all the set's errors that fall in it).
 
 Picking a slice (a click on its bar or its table row, or the selector) filters Error analysis, its CSV
 download and the inspector's Previous / Next to it, until Clear (here or on those views). The choice lives
-in session state under settings.SLICE.
+in session state under state.SLICE.
 """
 
 import streamlit as st
 
-from dashboard import settings, slice_cache, slice_charts
+from dashboard import data, state
+from dashboard.ui import slice_charts
 
-s = settings.settings()
-predictor = settings.require(s)
-df = settings.sidebar_evaluation(s)
+s = state.settings()
+predictor = state.require(s)
+table = state.sidebar_evaluation(s)
 ss = st.session_state
-generation = ss.get(settings.SLICE_WIDGETS, 0)  # bumped by Clear: the table and chart forget their selection
+generation = ss.get(state.SLICE_WIDGETS, 0)  # bumped by Clear: the table and chart forget their selection
 
 st.title("Slices")
 st.caption(f"Where does the model fail? Each slice is a rule over the sequences of the evaluation set "
-           f"({len(df):,} test sequences; suspects: the sidebar's {s.suspect_k} most suspect images). A sequence "
+           f"({len(table):,} test sequences; suspects: the sidebar's {s.suspect_k} most suspect images). A sequence "
            "counts as an error when its rounded prediction misses the true sum by more than the tolerance.")
 
 c1, c2, _ = st.columns([1, 1, 2])
 tolerance = c1.number_input("Tolerance", min_value=0, max_value=1000, value=0, step=1, key="slice_tolerance",
                             help="0: only exact sums are right; 1: a sum off by one still counts as right.")
-min_size = c2.number_input("Minimum slice size", min_value=1, max_value=max(len(df), 1), value=None, step=5,
+min_size = c2.number_input("Minimum slice size", min_value=1, max_value=max(len(table), 1), value=None, step=5,
                            key="slice_min_size", placeholder="automatic",
                            help="Smaller slices are ignored (empty: 20, or 1% of the set when that is more).")
-slices = slice_cache.error_slices(s, int(tolerance), None if min_size is None else int(min_size))
+slices = data.error_slices(s, int(tolerance), None if min_size is None else int(min_size))
 if slices.empty:
     st.success("No slice stands out: the model makes no errors at this tolerance, or the set is too small to hold "
                "two slices of the minimum size (use more sequences per length, or a smaller minimum).")
     st.stop()
-chosen = settings.slice_notice(s)
+chosen = state.slice_notice(s)
 
 
 def choose(position: int | None) -> None:
     """Store the slice at `position` of the table (None: clear)."""
     if position is None:
-        settings.clear_slice(ss)
+        state.clear_slice(ss)
         return
     row = slices.iloc[int(position)]
-    settings.choose_slice(ss, s, row["slice"], row["seq_ids"])
+    state.choose_slice(ss, s, row["slice"], row["seq_ids"])
 
 
 def chose_row() -> None:

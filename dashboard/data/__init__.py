@@ -1,0 +1,35 @@
+"""Everything the dashboard loads or computes once and shares between reruns and sessions: every
+st.cache_* function and the background digit-map job, by topic. Views call `data.NAME(...)`."""
+
+from dashboard.data.checkpoints import (
+    checkpoint_dir,
+    display_name,
+    file_key,
+    list_checkpoints,
+    predictor,
+    resolve_checkpoint,
+    uncalibrated,
+)
+from dashboard.data.digit_map_job import digit_map, digit_map_job, reap_jobs, start_digit_map
+from dashboard.data.evaluation import (
+    benchmark,
+    digit_calibration,
+    evaluation_table,
+    generated_row,
+    generator_sequences,
+    headlines_measured,
+    measured_headlines,
+    sequence_images,
+    suspects,
+    sum_distribution,
+    test_split,
+    uncalibrated_table,
+)
+from dashboard.data.figures import error_figures, heatmap
+from dashboard.data.slice_results import compared_slices, disagreements, error_slices
+
+__all__ = ["benchmark", "checkpoint_dir", "compared_slices", "digit_calibration", "digit_map", "digit_map_job",
+           "disagreements", "display_name", "error_figures", "error_slices", "evaluation_table", "file_key",
+           "generated_row", "generator_sequences", "headlines_measured", "heatmap", "list_checkpoints",
+           "measured_headlines", "predictor", "reap_jobs", "resolve_checkpoint", "sequence_images",
+           "start_digit_map", "suspects", "sum_distribution", "test_split", "uncalibrated", "uncalibrated_table"]
