@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_log(argv[0])
     try:
         supervise(argv[0])
-    except Exception:  # into the rotated log: stderr goes to the file as it was when we started
+    except Exception:  # into the current log: after a rotation, stderr still points at a backup
         log.exception("supervisor crashed")
         return 1
     return 0
