@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import streamlit as st  # noqa: E402
 
-from dashboard import data, state # noqa: E402
+from dashboard import data, state  # noqa: E402
 
 # A local favicon: a :material/ page icon would be fetched from Google's font servers on every page.
 st.set_page_config(page_title="digitsum", page_icon=str(Path(__file__).with_name("favicon.png")), layout="wide")

@@ -13,7 +13,6 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
 from core.constants import SUSPECT_K as DEFAULT_SUSPECT_K
@@ -36,19 +35,19 @@ def _clamp(lo: int, hi: int):
     return lambda v: min(max(int(v), lo), hi)
 
 
-def seed_from_url(state: MutableMapping, params: Mapping, checkpoints: Mapping[str, Path]) -> None:
+def seed_from_url(session: MutableMapping, params: Mapping, checkpoints: Mapping[str, Path]) -> None:
     """First load of a session: take the checkpoint and evaluation set from the URL, so a copied link
     reproduces the same view; then fill in the defaults and a checkpoint that exists."""
-    if SEEDED not in state:
-        state[SEEDED] = True
+    if SEEDED not in session:
+        session[SEEDED] = True
         if params.get("ckpt") in checkpoints:
-            state[CKPT] = params["ckpt"]
+            session[CKPT] = params["ckpt"]
         if params.get("src", "eval") == "eval":
             for key, param, cast in ((LENGTHS, "lengths", str), (PER_LENGTH, "per_length", _clamp(1, MAX_PER_LENGTH)),
                                      (SEED, "seed", _clamp(0, MAX_SEED))):
                 if params.get(param):
                     try:
-                        state[key] = cast(params[param])
+                        session[key] = cast(params[param])
                     except ValueError:
                         pass  # the view reports a bad link; the sidebar keeps its default
             try:
@@ -56,11 +55,11 @@ def seed_from_url(state: MutableMapping, params: Mapping, checkpoints: Mapping[s
             except ValueError:
                 aside = 0
             if aside > 0:
-                state[ASIDE], state[SUSPECT_K] = True, min(aside, MAX_SUSPECT_K)
+                session[ASIDE], session[SUSPECT_K] = True, min(aside, MAX_SUSPECT_K)
     for key, value in DEFAULTS.items():
-        state.setdefault(key, value)
-    if state.get(CKPT) not in checkpoints:
-        state[CKPT] = next(iter(checkpoints), None)
+        session.setdefault(key, value)
+    if session.get(CKPT) not in checkpoints:
+        session[CKPT] = next(iter(checkpoints), None)
 
 
 @dataclass(frozen=True)
@@ -75,25 +74,25 @@ class Settings:
     aside: int = 0  # the evaluation set is built without the `aside` most suspect images (0: all used)
 
 
-def read_settings(state: Mapping, checkpoints: Mapping[str, Path], folder: str = "checkpoints") -> Settings:
-    """The sidebar's choices in `state`; `problem` explains why a view cannot render yet."""
-    name = state.get(CKPT)
+def read_settings(session: Mapping, checkpoints: Mapping[str, Path], folder: str = "checkpoints") -> Settings:
+    """The sidebar's choices in `session`; `problem` explains why a view cannot render yet."""
+    name = session.get(CKPT)
     path = checkpoints.get(name) if name else None
     problem = None
     try:
-        lengths = parse_lengths(state.get(LENGTHS, DEFAULTS[LENGTHS]))
+        lengths = parse_lengths(session.get(LENGTHS, DEFAULTS[LENGTHS]))
     except ValueError as exc:
         lengths, problem = parse_lengths(DEFAULTS[LENGTHS]), str(exc)
-    per_length = int(state.get(PER_LENGTH, DEFAULTS[PER_LENGTH]))
+    per_length = int(session.get(PER_LENGTH, DEFAULTS[PER_LENGTH]))
     sequences, digits = per_length * len(lengths), per_length * sum(lengths)
     if problem is None and (sequences > MAX_SEQUENCES or digits > MAX_DIGITS):
         problem = (f"The evaluation set is too large ({sequences:,} sequences, {digits:,} digits; the dashboard "
                    f"allows {MAX_SEQUENCES:,} and {MAX_DIGITS:,}): use fewer lengths or fewer sequences per length.")
     if path is None:
         problem = f"No checkpoint found in {folder}/. Train one with `python -m scripts.train --preset default --out checkpoints/default.pt`."
-    suspect_k = _clamp(1, MAX_SUSPECT_K)(state.get(SUSPECT_K, DEFAULTS[SUSPECT_K]))
-    return Settings(path, name if path else None, lengths, per_length, int(state.get(SEED, DEFAULTS[SEED])), problem,
-                    suspect_k, suspect_k if state.get(ASIDE) else 0)
+    suspect_k = _clamp(1, MAX_SUSPECT_K)(session.get(SUSPECT_K, DEFAULTS[SUSPECT_K]))
+    return Settings(path, name if path else None, lengths, per_length, int(session.get(SEED, DEFAULTS[SEED])), problem,
+                    suspect_k, suspect_k if session.get(ASIDE) else 0)
 
 
 def settings() -> Settings:
@@ -147,22 +146,22 @@ def set_key(s: Settings) -> tuple:
     return data.file_key(s.checkpoint), tuple(s.lengths), s.per_length, s.seed, s.aside
 
 
-def choose_slice(state: MutableMapping, s: Settings, rule: str, seq_ids) -> None:
+def choose_slice(session: MutableMapping, s: Settings, rule: str, seq_ids) -> None:
     """Filter the other views to the sequences `seq_ids` of the current set (the slice `rule`)."""
-    state[SLICE] = {"rule": str(rule), "seq_ids": sorted(int(i) for i in seq_ids), "set": set_key(s)}
+    session[SLICE] = {"rule": str(rule), "seq_ids": sorted(int(i) for i in seq_ids), "set": set_key(s)}
 
 
-def clear_slice(state: MutableMapping) -> None:
+def clear_slice(session: MutableMapping) -> None:
     """Back to the whole set; selection widgets that chose the slice start afresh (a new key)."""
-    state.pop(SLICE, None)
-    state[SLICE_WIDGETS] = state.get(SLICE_WIDGETS, 0) + 1
+    session.pop(SLICE, None)
+    session[SLICE_WIDGETS] = session.get(SLICE_WIDGETS, 0) + 1
 
 
-def active_slice(state: MutableMapping, s: Settings) -> dict | None:
+def active_slice(session: MutableMapping, s: Settings) -> dict | None:
     """The chosen slice ({rule, seq_ids, set}) when it belongs to the current set, else None (and dropped)."""
-    chosen = state.get(SLICE)
+    chosen = session.get(SLICE)
     if chosen is not None and tuple(chosen.get("set", ())) != set_key(s):
-        state.pop(SLICE, None)
+        session.pop(SLICE, None)
         return None
     return chosen
 

@@ -14,21 +14,10 @@ import pytest
 import torch
 
 from core import load_predictor
-from core.data import load_mnist, split_arrays
-from core.data import evaluation_sequences
+from core.data import evaluation_sequences, load_mnist, split_arrays
 from core.evaluate import evaluate_sequences
-from core.model import DigitSumModel, ModelConfig
-from core.model.checkpoint import load_model, save_checkpoint
+from core.model.checkpoint import load_model
 from core.predict import Predictor, cache
-
-
-def tiny_checkpoint(path, seed: int):
-    torch.manual_seed(seed)
-    config = ModelConfig(head="lstm", widths=[4, 8, 8])
-    metadata = {"model_config": config.to_dict(), "head": "lstm", "train_lengths": [1, 10],
-                "calibration": {"cnn_temperature": 0.7, "head_temperature": 0.9}}
-    save_checkpoint(path, DigitSumModel(config).state_dict(), metadata)
-    return path
 
 
 @pytest.fixture(autouse=True)
@@ -39,9 +28,11 @@ def cache_dir(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, make_checkpoint):
     folder = tmp_path_factory.mktemp("tiny")
-    return tiny_checkpoint(folder / "a.pt", 0), tiny_checkpoint(folder / "b.pt", 1)
+    calibration = {"cnn_temperature": 0.7, "head_temperature": 0.9}
+    return (make_checkpoint(folder / "a.pt", seed=0, calibration=calibration),
+            make_checkpoint(folder / "b.pt", seed=1, calibration=calibration))
 
 
 def direct(predictor, split):

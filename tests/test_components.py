@@ -13,8 +13,8 @@ import pytest
 from core import evaluate
 from core.data.sequences import parse_lengths
 from dashboard import links
-from dashboard.ui import charts, digit_strip, headline_cards, run_format, table_format
 from dashboard.links import SequenceSpec
+from dashboard.ui import charts, digit_strip, headline_cards, run_format, table_format
 
 
 def fake_results(n: int = 60, seed: int = 0) -> pd.DataFrame:

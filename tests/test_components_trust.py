@@ -12,8 +12,8 @@ import pytest
 from core.constants import SUSPECT_K as DEFAULT_SUSPECT_K
 from core.evaluate import as_table
 from dashboard import links, state
-from dashboard.ui import digit_strip, trust_charts, trust_tables
 from dashboard.links import SequenceSpec
+from dashboard.ui import digit_strip, trust_charts, trust_tables
 from tests.test_components import fake_results
 
 

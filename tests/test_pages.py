@@ -11,14 +11,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from pathlib import Path
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
-from core.model import DigitSumModel, ModelConfig
-from core.model.checkpoint import save_checkpoint
 from core.paths import REPO_ROOT as REPO
 
 APP = str(REPO / "dashboard" / "app.py")
@@ -33,10 +29,16 @@ def env(checkpoint_dir, registry, monkeypatch):
     return checkpoint_dir
 
 
+# Views whose url_path is not their file name: AppTest finds them only once st.navigation has run.
+NAMED_URLS = {"views/slice_finder.py", "views/digit_atlas.py", "views/write_your_own.py"}
+
+
 def open_page(page: str, query: dict | None = None, **session) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
     for key, value in {**SMALL_SET, **session}.items():
         at.session_state[key] = value
+    if page in NAMED_URLS:
+        at.run()
     at.query_params.update(query or {})
     at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
@@ -56,14 +58,6 @@ def table(at: AppTest, key: str):
 def plotly(at: AppTest, key: str) -> dict:
     [found] = [c for c in at.get("plotly_chart") if key in (c.proto.id or "")]
     return json.loads(found.proto.spec)
-
-
-def tiny_checkpoint(path: Path, seed: int, **metadata) -> None:
-    """An untrained (random) model: its sums are far off, unlike the shipped model's."""
-    torch.manual_seed(seed)
-    config = ModelConfig(head="lstm", widths=[4, 8, 8])
-    save_checkpoint(path, DigitSumModel(config).state_dict(), {
-        "model_config": config.to_dict(), "head": "lstm", "train_lengths": [1, 10], "preset": "smoke", **metadata})
 
 
 # ----------------------------------------------------------------------------- router
@@ -134,14 +128,14 @@ def test_overview_shows_measured_headlines(env, monkeypatch):
     assert any("smaller" in c.value or "larger" in c.value for c in at.caption)
 
 
-def test_overview_headlines_come_from_the_benchmark_not_the_metadata(tmp_path, registry, monkeypatch):
+def test_overview_headlines_come_from_the_benchmark_not_the_metadata(tmp_path, registry, monkeypatch, make_checkpoint):
     """A checkpoint whose metadata carries stale headline-like keys: the overview shows the benchmark's
     figures for it (the metadata path, which training never filled, is gone)."""
     from dashboard.data import evaluation
 
     folder = tmp_path / "ckpts"
     folder.mkdir()
-    tiny_checkpoint(folder / "default.pt", 0, created="2030-01-01T00:00:00+00:00",
+    make_checkpoint(folder / "default.pt", seed=0, preset="smoke", created="2030-01-01T00:00:00+00:00",
                     metrics={"test_protocol_mae": 9.99, "test_digit_acc": 0.1, "val_mae": 3.0})
     report = tmp_path / "benchmark.json"
     report.write_text(json.dumps({"created": "2030-02-01T00:00:00+00:00", "heads": [{
@@ -164,11 +158,12 @@ def test_overview_headlines_come_from_the_benchmark_not_the_metadata(tmp_path, r
     assert [b for b in at.button if b.label.startswith("Measure the 7 missing")]
 
 
-def test_a_checkpoint_replaced_at_the_same_path_is_reloaded(tmp_path, registry, monkeypatch, checkpoint_dir):
+def test_a_checkpoint_replaced_at_the_same_path_is_reloaded(tmp_path, registry, monkeypatch, checkpoint_dir,
+                                                            make_checkpoint):
     folder = tmp_path / "ckpts"
     folder.mkdir()
     path = folder / "default.pt"
-    tiny_checkpoint(path, 0)
+    make_checkpoint(path, seed=0, preset="smoke")  # untrained: its sums are far off, unlike the shipped model's
     monkeypatch.setenv("DIGITSUM_CHECKPOINT_DIR", str(folder))
     at = open_page("views/overview.py", eval_lengths="5", eval_per_length=20)
     random_mae = float(by_label(at.metric, "MAE").value)

@@ -19,17 +19,16 @@ import pandas as pd
 import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 
-from core.data import evaluation_sequences
 from core import evaluate, load_predictor
-from core.evaluate import digit_map
+from core.data import evaluation_sequences
+from core.evaluate import compare_slices, digit_disagreements, digit_map, find_error_slices
 from core.evaluate.embeddings import MAP_NAME
 from core.predict import cache as disk_cache
-from core.evaluate import compare_slices, digit_disagreements, find_error_slices
 from dashboard import data, state
-from dashboard.data import digit_map_job
+from dashboard.data import map_job
 from tests.test_pages import by_label, open_page, plotly, table
 from tests.test_pages_trust import values
-from tests.test_training_page import click, spawned, stage, tiny_checkpoint  # noqa: F401 - a fixture
+from tests.test_training_page import click, spawned, stage  # noqa: F401 - a fixture
 from tests.test_training_page import open_page as open_training
 
 BIGGER = {"eval_lengths": "20,50,100", "eval_per_length": 12, "eval_seed": 3}  # 36 sequences, some wrong
@@ -58,7 +57,7 @@ def csv_files(monkeypatch) -> dict:
 def current(at):
     """(settings, the evaluation table) of the app's pre-seeded set, from the app's own caches."""
     s = state.read_settings(at.session_state, data.list_checkpoints())
-    return s, data.evaluation_table(s.checkpoint, s.lengths, s.per_length, s.seed, s.aside)
+    return s, data.evaluation_table(s.checkpoint, s.lengths, s.per_length, s.seed, s.aside).frame()
 
 
 def expected_slices(at, tolerance: int = 0, min_size=None) -> pd.DataFrame:
@@ -77,25 +76,26 @@ def test_slice_helpers_filter_step_and_drop_a_slice_of_another_set(tmp_path):
     checkpoint = tmp_path / "a.pt"
     checkpoint.write_bytes(b"weights")
     s = state.Settings(checkpoint, "a.pt", [5, 6], 10, 0, None)
-    state: dict = {}
-    state.choose_slice(state, s, "length = 5", [7, 3, 9])
-    chosen = state.active_slice(state, s)
+    session: dict = {}
+    state.choose_slice(session, s, "length = 5", [7, 3, 9])
+    chosen = state.active_slice(session, s)
     assert chosen["seq_ids"] == [3, 7, 9] and chosen["rule"] == "length = 5"
-    df = pd.DataFrame({"seq_id": range(12)})
-    assert list(state.apply_slice(df, chosen)["seq_id"]) == [3, 7, 9]
-    assert state.apply_slice(df, None) is df
+    table = evaluate.as_table(pd.DataFrame({"seq_id": range(12), "true_digits": [[i] for i in range(12)]}))
+    assert list(state.apply_slice(table, chosen).rows["seq_id"]) == [3, 7, 9]
+    assert state.apply_slice(table, chosen).digits["true_digits"].tolist() == [3, 7, 9]
+    assert state.apply_slice(table, None) is table
     assert [state.slice_step([3, 7, 9], c, d) for c, d in ((3, 1), (7, -1), (9, 1), (3, -1), (5, 1), (0, -1))] == \
         [7, 3, 9, 3, 7, 0]
     other = state.Settings(checkpoint, "a.pt", [5, 6], 11, 0, None)  # another evaluation set
-    assert state.active_slice(state, other) is None and state.SLICE not in state
-    state.choose_slice(state, s, "r", [1])
+    assert state.active_slice(session, other) is None and state.SLICE not in session
+    state.choose_slice(session, s, "r", [1])
     replaced = tmp_path / "new.pt"
     replaced.write_bytes(b"other weights")
     replaced.replace(checkpoint)  # the same path, a new file: its suspects, so its set, may differ
-    assert state.active_slice(state, s) is None
-    state.choose_slice(state, s, "r", [1])
-    state.clear_slice(state)
-    assert state.SLICE not in state and state[state.SLICE_WIDGETS] == 1
+    assert state.active_slice(session, s) is None
+    state.choose_slice(session, s, "r", [1])
+    state.clear_slice(session)
+    assert state.SLICE not in session and session[state.SLICE_WIDGETS] == 1
 
 
 # ----------------------------------------------------------------------------- slices
@@ -187,7 +187,7 @@ def map_files():
     yield written
     for path in written:
         path.unlink(missing_ok=True)
-    digit_map_job._digit_map.clear()
+    map_job._digit_map.clear()
 
 
 def test_digit_map_starts_its_subprocess_then_shows_the_map_and_a_selection(env, map_files, monkeypatch, tmp_path):
@@ -203,8 +203,8 @@ def test_digit_map_starts_its_subprocess_then_shows_the_map_and_a_selection(env,
         def poll(self):
             return None
 
-    monkeypatch.setattr(digit_map_job.subprocess, "Popen", Recorded)
-    monkeypatch.setattr(digit_map_job._Jobs, "running", {})
+    monkeypatch.setattr(map_job.subprocess, "Popen", Recorded)
+    monkeypatch.setattr(map_job._Jobs, "running", {})
     at = open_page("views/digit_atlas.py", **BIGGER)
     assert [t.value for t in at.title] == ["Digit map"]
     path = str((env / "default.pt").resolve())
@@ -248,7 +248,7 @@ def test_digit_map_starts_its_subprocess_then_shows_the_map_and_a_selection(env,
         assert "No sequence of the evaluation set" in at.info[-1].value
 
 
-def test_digit_map_cli_fills_the_cache_and_names_a_bad_checkpoint(tmp_path, monkeypatch, capsys):
+def test_digit_map_cli_fills_the_cache_and_names_a_bad_checkpoint(tmp_path, monkeypatch, capsys, make_checkpoint):
     from core.evaluate import embeddings as core_embeddings
     from scripts import digit_map as cli
 
@@ -257,7 +257,7 @@ def test_digit_map_cli_fills_the_cache_and_names_a_bad_checkpoint(tmp_path, monk
     error = capsys.readouterr().err
     assert exit_.value.code == 2 and error.startswith("error: ") and "missing.pt" in error and error.count("\n") == 1
     path = tmp_path / "tiny.pt"
-    tiny_checkpoint(path, seed=5)
+    make_checkpoint(path, seed=5)
     monkeypatch.setattr(core_embeddings, "project", lambda features: np.asarray(features[:, :2], np.float32))
     assert cli.main(["--checkpoint", str(path)]) == 0
     assert "10,000 test images" in capsys.readouterr().out
@@ -267,11 +267,12 @@ def test_digit_map_cli_fills_the_cache_and_names_a_bad_checkpoint(tmp_path, monk
 
 # ----------------------------------------------------------------------------- comparison
 
-def test_comparison_lists_the_slices_that_differ_and_the_digits_one_reads_right(spawned, tmp_path):  # noqa: F811
+def test_comparison_lists_the_slices_that_differ_and_the_digits_one_reads_right(spawned, tmp_path,  # noqa: F811
+                                                                                 make_checkpoint):
     base = tmp_path / "checkpoints" / "base.pt"
-    tiny_checkpoint(base, seed=0)
+    make_checkpoint(base, seed=0)
     run = stage("succeeded", progress=1.0)
-    tiny_checkpoint(run.run_dir / "model.pt", seed=1)
+    make_checkpoint(run.run_dir / "model.pt", seed=1)
     from core.runs import registry as db
 
     with db.tx() as conn:

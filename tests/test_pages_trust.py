@@ -9,14 +9,10 @@ import re
 
 import numpy as np
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from core.data import evaluation_sequences
-from core import evaluate
 from core.evaluate import reliability
-from core.model import DigitSumModel, ModelConfig
-from core.model.checkpoint import save_checkpoint
 from dashboard.ui.theme import COLORS
 from tests.test_pages import APP, by_label, open_page, plotly, table
 
@@ -48,7 +44,7 @@ def shown_set(at):
     from dashboard import data, state
 
     s = state.read_settings(at.session_state, data.list_checkpoints())
-    return data.evaluation_table(s.checkpoint, s.lengths, s.per_length, s.seed, s.aside)
+    return data.evaluation_table(s.checkpoint, s.lengths, s.per_length, s.seed, s.aside).frame()
 
 
 # ----------------------------------------------------------------------------- calibration
@@ -212,13 +208,10 @@ def test_generator_and_overview_show_the_trust_figures(env):
 
 # ----------------------------------------------------------------------------- a regression head
 
-def test_a_head_without_a_distribution_gets_a_note(tmp_path, registry, monkeypatch):
+def test_a_head_without_a_distribution_gets_a_note(tmp_path, registry, monkeypatch, make_checkpoint):
     folder = tmp_path / "ckpts"
     folder.mkdir()
-    torch.manual_seed(0)
-    config = ModelConfig(head="deepsets", widths=[4, 8, 8])
-    save_checkpoint(folder / "default.pt", DigitSumModel(config).state_dict(),
-                    {"model_config": config.to_dict(), "head": "deepsets", "train_lengths": [1, 10]})
+    make_checkpoint(folder / "default.pt", head="deepsets")
     monkeypatch.setenv("DIGITSUM_CHECKPOINT_DIR", str(folder))
     small = {"eval_lengths": "2,5", "eval_per_length": 6}
     at = open_page("views/calibration.py", **small)

@@ -10,19 +10,12 @@ import torch
 
 import core.predict.predictor as predict_module
 from core import load_predictor
-from core.model import DigitSumModel, ModelConfig
-from core.model.checkpoint import save_checkpoint
 from core.predict import Prediction, dedup_images
 
 
 @pytest.fixture(scope="module")
-def predictor(tmp_path_factory):
-    torch.manual_seed(0)
-    config = ModelConfig(head="lstm", widths=[4, 8, 8])
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, DigitSumModel(config).state_dict(),
-                    {"model_config": config.to_dict(), "head": "lstm", "train_lengths": [1, 10]})
-    return load_predictor(path, device="cpu")
+def predictor(tmp_path_factory, make_checkpoint):
+    return load_predictor(make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt"), device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 import streamlit as st
-import torch
 from streamlit.testing.v1 import AppTest
 
 from core import runs
-from core.model import DigitSumModel, ModelConfig
-from core.model.checkpoint import save_checkpoint
 from core.paths import REPO_ROOT
 from core.runs import process as proc
 from core.runs import registry as db
@@ -73,13 +69,6 @@ def stage(status: str, **fields) -> runs.Run:
     with db.tx() as conn:
         db.update(conn, run.id, status=status, **fields)
     return run
-
-
-def tiny_checkpoint(path: Path, seed: int) -> None:
-    torch.manual_seed(seed)
-    config = ModelConfig(head="lstm", widths=[4, 8, 8])
-    save_checkpoint(path, DigitSumModel(config).state_dict(),
-                    {"model_config": config.to_dict(), "head": "lstm", "train_lengths": [1, 10], "preset": "smoke"})
 
 
 def test_empty_registry_shows_the_form_and_a_cpu_only_note(spawned):
@@ -153,10 +142,10 @@ def test_failed_run_shows_its_error_and_can_resume(spawned):
     assert runs.get(run.id).status == "queued"
 
 
-def test_succeeded_run_compares_with_the_selected_checkpoint(spawned, tmp_path):
-    tiny_checkpoint(tmp_path / "checkpoints" / "base.pt", seed=0)
+def test_succeeded_run_compares_with_the_selected_checkpoint(spawned, tmp_path, make_checkpoint):
+    make_checkpoint(tmp_path / "checkpoints" / "base.pt", seed=0, preset="smoke")
     run = stage("succeeded", progress=1.0, metrics={"val_mae": 0.5})
-    tiny_checkpoint(run.run_dir / "model.pt", seed=1)
+    make_checkpoint(run.run_dir / "model.pt", seed=1, preset="smoke")
     with db.tx() as conn:
         db.update(conn, run.id, checkpoint=str(run.run_dir / "model.pt"))
     at = open_page(eval_lengths="1-3", eval_per_length=20, eval_seed=0)

@@ -8,11 +8,9 @@ import pandas as pd
 import pytest
 
 from core import load_predictor
-from core.data import load_mnist, split_arrays
-from core.data import evaluation_sequences
-from core.evaluate import evaluation_set, mark_suspects
+from core.data import evaluation_sequences, load_mnist, split_arrays
+from core.evaluate import evaluation_set, mark_suspects, suspect_labels
 from core.evaluate.reliability import aurc, digit_metrics, ece, exact_at_coverage, risk_coverage, sum_calibration
-from core.evaluate import suspect_labels
 from core.model.checkpoint import read_metadata
 from core.predict import sum_distribution as sd
 from core.predict.temperature import fit_margin, fit_temperature, margin_for, nll
@@ -115,14 +113,9 @@ def test_p_exact_and_interval_for_ragged_input(smoke_checkpoint):
     np.testing.assert_allclose(predictor.predict_digits(ragged)[1], out.digit_probs[1], atol=1e-6)
 
 
-def test_regression_heads_mark_the_distribution_unavailable(smoke_checkpoint, tmp_path):
-    from core.model import DigitSumModel, ModelConfig
-    from core.model.checkpoint import save_checkpoint
+def test_regression_heads_mark_the_distribution_unavailable(smoke_checkpoint, tmp_path, make_checkpoint):
 
-    config = ModelConfig(head="deepsets", widths=[4, 8, 8])
-    path = tmp_path / "deepsets.pt"
-    save_checkpoint(path, DigitSumModel(config).state_dict(), {"model_config": config.to_dict(), "head": "deepsets"})
-    predictor = load_predictor(path, device="cpu")
+    predictor = load_predictor(make_checkpoint(tmp_path / "deepsets.pt", head="deepsets"), device="cpu")
     out = predictor.run(np.zeros((2, 3, 28, 28), np.uint8))
     assert not out.has_distribution and np.isnan(out.p_exact).all() and (out.interval == -1).all()
     with pytest.raises(ValueError, match="no distribution over the sum"):

@@ -19,14 +19,15 @@ from core.evaluate.tables import (
     evaluate_sequences,
     evaluation_set,
     evaluation_table,
-    sequence_table,
-    suspect_only_mask,
     filter_results,
     headline_figures,
     mark_suspects,
+    rows_of,
+    sequence_table,
     sequences_with_confusion,
     sum_bucket,
     summary,
+    suspect_only_mask,
     worst_sequences,
 )
 
@@ -36,7 +37,7 @@ _LAZY = {"find_error_slices": "slices", "compare_slices": "slices", "digit_disag
 
 __all__ = ["HEADLINE_EXTRAPOLATION", "ORIGINAL_MAE", "ORIGINAL_PROTOCOL", "EvalTable", "as_table", "by_length",
            "by_length_and_sum", "by_sum_range", "digit_accuracy", "digit_confusion", "evaluate_sequences",
-           "evaluation_set", "evaluation_table", "filter_results", "headline_figures", "mark_suspects",
+           "evaluation_set", "evaluation_table", "filter_results", "headline_figures", "mark_suspects", "rows_of",
            "sequence_table", "sequences_with_confusion", "sum_bucket", "summary", "suspect_only_mask", "worst_sequences",
            *_LAZY]
 

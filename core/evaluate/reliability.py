@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core.evaluate.tables import rows_of
 from core.predict.temperature import nll, softmax
 
 ECE_BINS = 15
@@ -68,6 +69,7 @@ def digit_calibration(predictor, split: str = "test", exclude=None, tables: bool
 
 def risk_coverage(df: pd.DataFrame) -> pd.DataFrame:
     """Sequences sorted by p_exact, surest first: coverage (share kept) and risk (error rate of the kept)."""
+    df = rows_of(df)  # an EvalTable's per-sequence columns
     kept = df.dropna(subset=["p_exact"]).sort_values("p_exact", ascending=False, kind="stable")
     errors = np.cumsum(~kept["exact"].to_numpy())
     n = np.arange(1, len(kept) + 1)
@@ -81,6 +83,7 @@ def aurc(curve: pd.DataFrame) -> float:
 
 def exact_at_coverage(df: pd.DataFrame, coverage: float = 0.9) -> float:
     """Exact-match on the `coverage` share of sequences with the highest p_exact."""
+    df = rows_of(df)  # an EvalTable's per-sequence columns
     curve = risk_coverage(df)
     if not len(curve):
         return float("nan")
@@ -90,6 +93,7 @@ def exact_at_coverage(df: pd.DataFrame, coverage: float = 0.9) -> float:
 
 def at_threshold(df: pd.DataFrame, threshold: float) -> dict[str, float]:
     """Keep the sequences with p_exact >= threshold: the share kept and their exact-match."""
+    df = rows_of(df)  # an EvalTable's per-sequence columns
     kept = df[df["p_exact"] >= threshold]
     return {"coverage": len(kept) / max(len(df), 1), "exact": float(kept["exact"].mean()) if len(kept) else float("nan")}
 
@@ -97,6 +101,7 @@ def at_threshold(df: pd.DataFrame, threshold: float) -> dict[str, float]:
 def sum_calibration(df: pd.DataFrame) -> dict:
     """Sum-level figures of an evaluation table (core.evaluate's columns): the ECE of p_exact, interval
     coverage by length, AURC and exact-match at 90% coverage. NaN where the head has no distribution."""
+    df = rows_of(df)  # an EvalTable's per-sequence columns
     known = df.dropna(subset=["p_exact"])
     if not len(known):
         return {"available": False}

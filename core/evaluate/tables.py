@@ -68,7 +68,7 @@ class EvalTable:
     def row(self, position: int) -> pd.Series:
         """One row with its per-digit columns as lists (the inspector's and generator's view of a sequence)."""
         out = self.rows.iloc[position].copy()
-        for name, values in self.digits.items():
+        for name in self.digits:
             out[name] = self.digits_of(position, name).tolist()
         return out
 
@@ -98,7 +98,8 @@ def as_table(table) -> EvalTable:
     return table if isinstance(table, EvalTable) else EvalTable.from_frame(table)
 
 
-def _rows(table) -> pd.DataFrame:
+def rows_of(table) -> pd.DataFrame:
+    """The per-sequence columns of an EvalTable, or a public DataFrame as it is."""
     return table.rows if isinstance(table, EvalTable) else table
 
 
@@ -192,7 +193,7 @@ def _grouped_metrics(df: pd.DataFrame, keys) -> pd.DataFrame:
 
 def summary(table) -> dict:
     """Headline figures of a results table: n, mae, rmse, exact_acc, mean_error, digit_acc."""
-    df = _rows(table)
+    df = rows_of(table)
     if df.empty:
         return {"n": 0, "mae": np.nan, "rmse": np.nan, "exact_acc": np.nan, "mean_error": np.nan, "digit_acc": np.nan}
     digits = df["length"].sum()
@@ -203,7 +204,7 @@ def summary(table) -> dict:
 
 def by_length(table) -> pd.DataFrame:
     """One row per sequence length: n, mae, rmse, exact_acc, mean_error, digit_acc."""
-    return _grouped_metrics(_rows(table), "length")
+    return _grouped_metrics(rows_of(table), "length")
 
 
 def sum_bucket(true_sum: pd.Series, width: int) -> pd.Series:
@@ -215,7 +216,7 @@ def sum_bucket(true_sum: pd.Series, width: int) -> pd.Series:
 
 def by_sum_range(table, width: int = 10) -> pd.DataFrame:
     """One row per true-sum bucket: sum_lo, sum_hi (inclusive), n, mae, rmse, exact_acc, ..."""
-    df = _rows(table)
+    df = rows_of(table)
     out = _grouped_metrics(df.assign(sum_lo=sum_bucket(df["true_sum"], width)), "sum_lo")
     out.insert(1, "sum_hi", out["sum_lo"] + int(width) - 1)
     return out
@@ -223,7 +224,7 @@ def by_sum_range(table, width: int = 10) -> pd.DataFrame:
 
 def by_length_and_sum(table, width: int = 10) -> pd.DataFrame:
     """One row per (length, sum bucket) cell, for the heatmap: length, sum_lo, n, mae, error_rate."""
-    df = _rows(table)
+    df = rows_of(table)
     keyed = df.assign(sum_lo=sum_bucket(df["true_sum"], width))
     grouped = keyed.groupby(["length", "sum_lo"], sort=True)
     out = grouped.agg(n=("seq_id", "size"), mae=("abs_error", "mean"), exact_acc=("exact", "mean")).reset_index()
@@ -248,7 +249,7 @@ def sequences_with_confusion(table, true_digit: int, pred_digit: int):
 
 def filter_results(table, length_range=None, sum_range=None, errors_only: bool = False):
     """Rows within the inclusive length and true-sum ranges; with errors_only, the inexact ones."""
-    df = _rows(table)
+    df = rows_of(table)
     mask = np.ones(len(df), dtype=bool)
     if length_range is not None:
         mask &= df["length"].between(*length_range).to_numpy()
@@ -261,7 +262,7 @@ def filter_results(table, length_range=None, sum_range=None, errors_only: bool =
 
 def worst_sequences(table, n: int = 20) -> pd.DataFrame:
     """The n rows with the largest absolute error (ties: longer first)."""
-    return _rows(table).sort_values(["abs_error", "length"], ascending=[False, False]).head(n)
+    return rows_of(table).sort_values(["abs_error", "length"], ascending=[False, False]).head(n)
 
 
 HEADLINE_EXTRAPOLATION = {100: 1000, 1000: 100}  # length -> sequences (100k digits each)

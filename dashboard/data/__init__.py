@@ -10,7 +10,7 @@ from dashboard.data.checkpoints import (
     resolve_checkpoint,
     uncalibrated,
 )
-from dashboard.data.digit_map_job import digit_map, digit_map_job, reap_jobs, start_digit_map
+from dashboard.data.map_job import digit_map, digit_map_job, reap_jobs, start_digit_map
 from dashboard.data.evaluation import (
     benchmark,
     digit_calibration,

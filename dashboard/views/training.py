@@ -14,9 +14,9 @@ import streamlit as st
 from core import runs
 from dashboard import data, state
 from dashboard.ui import run_format, table_format
-from dashboard.views import training_compare
 from dashboard.ui.run_format import EPOCHS, ICONS
 from dashboard.ui.theme import COLORS
+from dashboard.views import training_compare
 
 REFRESH_S = 2.0  # live panel refresh while a run is queued or running
 # Session keys: the selected run, the run being compared, a message from the last action.

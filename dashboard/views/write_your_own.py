@@ -13,8 +13,8 @@ from streamlit_drawable_canvas import st_canvas
 from core.collection import load_collection, save_digits
 from core.handwriting import MAX_PIXELS
 from core.paths import collection_dir
-from dashboard.ui import handwriting_pictures
 from dashboard import state
+from dashboard.ui import handwriting_pictures
 
 s = state.settings()
 predictor = state.require(s)
