@@ -8,7 +8,9 @@ decimals).
 
 Every node of a few trees gives a rule, and each rule is then widened one step at a time while its
 score (the error rate) does not fall: a greedy tree that first cut "holds 7 at least 3 times" ends with
-"length ≥ 50 and holds 7 at least 3 times", which widens back to "length ≥ 50 and holds a 7".
+"length ≥ 50 and holds 7 at least 3 times", which widens back to "length ≥ 50 and holds a 7". A
+condition on a stand-in for a plainer feature ("true sum ≥ 202" for a sequence's length) is read by the
+plainer one where that keeps the rows and the score.
 
 A rule found on one table (the search half) reads the same on a bigger one (`transfer`): a discrete
 bound is kept, a continuous one is cut where its text cuts ("< 0.987"), so the text still selects
@@ -222,9 +224,10 @@ def candidate_slices(make_tree, features, target: np.ndarray, score, min_size: i
 
 
 def transfer(rule: dict, source: dict[str, np.ndarray], target: dict[str, np.ndarray]) -> dict:
-    """A rule found on the table of `source` as a rule on the table of `target` (the same features, more
-    rows) whose text reads as on the source: a discrete bound stays; a continuous one is cut where the
-    source's text cuts it ("< 0.987"), which on the target is the values held on either side of that cut."""
+    """A rule found on the table of `source` as a rule on the table of `target` (the same features, a
+    superset of the rows) that selects there what the source's text says: a discrete bound stays; a
+    continuous one is cut where the source's text cuts it ("< 0.987"), as bounds on the values the target
+    holds on either side of that cut."""
     out = {}
     for f, (lo, hi) in rule.items():
         if not _discrete(f):

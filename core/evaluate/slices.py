@@ -156,7 +156,7 @@ def _settings(n: int, tolerance, min_size, max_depth, top, default_min: int) -> 
     return int(min_size) if min_size is not None else max(default_min, math.ceil(0.01 * n))
 
 
-def _test_settings(alpha, seed) -> None:
+def _significance_settings(alpha, seed) -> None:
     if isinstance(alpha, bool) or not isinstance(alpha, (float, int, np.floating)) or not 0 < alpha < 1:
         raise ValueError(f"alpha must be a number between 0 and 1 (the family-wise error rate), got {alpha!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -213,8 +213,10 @@ def _judged(found: list[dict], search: dict, columns: dict, held_out: _HeldOut, 
         if not rule or held_out.rows(rule).sum() < min_size:
             continue
         rule = _prune(rule, held_out.rate)
+        if not rule:  # no condition raised the held-out error rate
+            continue
         plainness, key = (len(rule), len(describe(rule, columns))), mask(rule, columns).tobytes()
-        if rule and (key not in out or plainness < out[key][0]):
+        if key not in out or plainness < out[key][0]:
             out[key] = (plainness, rule)
     return [rule for _, rule in out.values()]
 
@@ -230,9 +232,10 @@ def _slice_row(rule: dict, columns: dict, held_out: _HeldOut, adjusted: dict, se
 
 
 def _ranked(rows: list[dict], order: list[str]) -> pd.DataFrame:
-    """Largest `order` first, fewer conditions first among equals, one row per rule text."""
-    out = pd.DataFrame(rows).sort_values([*order, "conditions", "slice"], kind="stable",
-                                         ascending=[False] * len(order) + [True, True])
+    """Largest `order` first, the plainest among equals (fewer conditions, shorter text), one row per rule text."""
+    out = pd.DataFrame(rows).assign(chars=lambda d: d["slice"].str.len())
+    out = out.sort_values([*order, "conditions", "chars", "slice"], kind="stable",
+                          ascending=[False] * len(order) + [True, True, True])
     return out.drop_duplicates("slice").reset_index(drop=True)
 
 
@@ -257,7 +260,7 @@ def find_error_slices(table, *, tolerance: float = 0, min_size: int | None = Non
     held-out sequences and overlap no slice above them by a Jaccard index above 0.5. suspects: test
     image indices with doubtful labels."""
     t = _checked(table)
-    _test_settings(alpha, seed)
+    _significance_settings(alpha, seed)
     search = search_half(t.rows["seq_id"].to_numpy(), seed)
     size = _settings(int((~search).sum()), tolerance, min_size, max_depth, top, default_min=10)
     errors = errors_of(t.rows, tolerance)
