@@ -5,7 +5,8 @@ Measures, with the server started through scripts.serve (a fresh logits cache, n
     Overview render;
   - every click between pages through the sidebar navigation (real clicks, never reloads), on the
     first visit of each page and once cached;
-  - a filter change on the error-analysis page, first and cached;
+  - a filter change on the error-analysis page, first and cached, on the default set and on 20,000
+    sequences of lengths 1-100 (LARGE_SET);
   - core.evaluate.headline_figures for a new checkpoint (a copy of the default under a new name, no
     cache): cold, then again with its disk cache filled (what the Overview's measure button runs).
 Needs the `playwright` package and Debian's `chromium`.
@@ -123,6 +124,28 @@ def time_headlines(checkpoint: Path, scratch: Path) -> dict[str, float]:
     return out
 
 
+LARGE_SET = {"lengths": "1-100", "per_length": 200}  # 20,000 sequences, about a million digits
+
+
+def time_large_set(browser, port: int) -> dict[str, float]:
+    """Error analysis over LARGE_SET (a new session seeded from its link): building it, then the
+    "Errors only" filter on and off once the set is cached."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    query = "&".join(f"{k}={v}" for k, v in LARGE_SET.items())
+    start = time.perf_counter()
+    page.goto(f"http://127.0.0.1:{port}/errors?{query}")
+    page.wait_for_selector("[data-testid='stPlotlyChart']", timeout=600_000)
+    page.wait_for_selector(IDLE, timeout=600_000)
+    out = {"20,000 sequences (lengths 1-100): first Error analysis render": time.perf_counter() - start}
+    toggle = page.get_by_text("Errors only").first
+    for label in ("on", "off", "on again"):
+        out[f"20,000 sequences: filter change, errors only {label}"] = timed_rerun(page, toggle.click)
+    if page.locator("[data-testid='stException']").count():
+        raise RuntimeError("the dashboard showed an exception on the 20,000-sequence set")
+    page.close()
+    return out
+
+
 def time_dashboard() -> dict[str, float]:
     from playwright.sync_api import sync_playwright
 
@@ -167,6 +190,7 @@ def time_dashboard() -> dict[str, float]:
                           "filter change: errors only on (cached)"):
                 timings[label] = timed_rerun(page, toggle.click)
             errors = page.locator("[data-testid='stException']").count()
+            timings.update(time_large_set(browser, port))
             browser.close()
         if errors:
             raise RuntimeError(f"the dashboard showed {errors} exception(s) while being timed; see {log_path}")

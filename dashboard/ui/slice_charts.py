@@ -13,15 +13,16 @@ import plotly.graph_objects as go
 
 from dashboard.ui.theme import COLORS
 
-SLICE_COLUMNS = ["slice", "size", "error_rate", "error_coverage"]
+SLICE_COLUMNS = ["slice", "size", "held_out_size", "error_rate", "ci_low", "ci_high", "error_coverage", "p_value"]
 # The digit map's three kinds of test digit, in drawing order (the rare kinds on top), and their look.
 KINDS = {"correct": (COLORS["muted"], 4, 0.35), "misread": (COLORS["bad"], 8, 0.95),
          "suspect label": (COLORS["true"], 9, 0.95)}
 
 
 def slice_table(slices: pd.DataFrame, limit: int | None = None) -> pd.DataFrame:
-    """The slices as shown: rule, size, error rate and coverage (no seq_ids), worst first."""
-    out = slices[SLICE_COLUMNS].reset_index(drop=True)
+    """The slices as shown: rule, size, the held-out error rate with its interval, coverage and the
+    Holm-adjusted p-value (no seq_ids), worst first. Tables from before the held-out columns still show."""
+    out = slices[[c for c in SLICE_COLUMNS if c in slices.columns]].reset_index(drop=True)
     return out if limit is None else out.head(limit)
 
 
@@ -30,15 +31,19 @@ def slice_bars(slices: pd.DataFrame, limit: int = 15) -> go.Figure:
     the set's errors that fall in the slice); bar i is row i of `slices`."""
     top = slices.head(limit)
     coverage = top["error_coverage"].to_numpy(dtype=float)
+    rate = top["error_rate"].to_numpy(dtype=float)
+    interval = ({"error_x": dict(type="data", symmetric=False, array=top["ci_high"].to_numpy(float) - rate,
+                                 arrayminus=rate - top["ci_low"].to_numpy(float), color=COLORS["muted"])}
+                if "ci_low" in top else {})
     fig = go.Figure(go.Bar(
-        x=top["error_rate"], y=[f"{i + 1}. {rule}" for i, rule in enumerate(top["slice"])], orientation="h",
+        x=rate, y=[f"{i + 1}. {rule}" for i, rule in enumerate(top["slice"])], orientation="h", **interval,
         customdata=np.stack([top["size"], coverage], -1),
         marker=dict(color=coverage, colorscale="Reds", cmin=0, cmax=max(float(coverage.max(initial=0)), 1e-9),
                     colorbar=dict(title="coverage", tickformat=".0%")),
         hovertemplate="%{y}<br>error rate %{x:.1%}<br>%{customdata[0]:.0f} sequences<br>"
                       "%{customdata[1]:.1%} of all errors<extra></extra>"))
     fig.update_yaxes(autorange="reversed", automargin=True)
-    fig.update_xaxes(tickformat=".0%", title_text="error rate in the slice", rangemode="tozero")
+    fig.update_xaxes(tickformat=".0%", title_text="held-out error rate in the slice (95% interval)", rangemode="tozero")
     fig.update_layout(height=max(220, 28 * len(top) + 80), margin=dict(t=10, b=10, l=10, r=10),
                       clickmode="event+select")
     return fig

@@ -1,6 +1,8 @@
 """Slices: the groups of sequences where the model fails most often, found by core.evaluate.slices on the sidebar's
-evaluation set (rules such as "length >= 20 and holds a suspect label"), with each slice's error rate and
-coverage (the share of all the set's errors that fall in it).
+evaluation set (rules such as "length >= 20 and holds a suspect label"). Rules are searched on one half of
+the set and scored on the other: each slice's error rate, its 95% interval and coverage (the share of all
+the held-out errors that fall in it) are held-out figures, and only slices significantly worse than the
+whole set are listed.
 
 Picking a slice (a click on its bar or its table row, or the selector) filters Error analysis, its CSV
 download and the inspector's Previous / Next to it, until Clear (here or on those views). The choice lives
@@ -28,13 +30,15 @@ tolerance = c1.number_input("Tolerance", min_value=0, max_value=1000, value=0, s
                             help="0: only exact sums are right; 1: a sum off by one still counts as right.")
 min_size = c2.number_input("Minimum slice size", min_value=1, max_value=max(len(table), 1), value=None, step=5,
                            key="slice_min_size", placeholder="automatic",
-                           help="Smaller slices are ignored (empty: 20, or 1% of the set when that is more).")
+                           help="Slices with fewer held-out sequences are ignored (empty: 10, or 1% of the held-out "
+                                "half when that is more).")
 slices = data.error_slices(s, int(tolerance), None if min_size is None else int(min_size))
+chosen = state.slice_notice(s)  # drops a slice of another set, even when this set has none
 if slices.empty:
-    st.success("No slice stands out: the model makes no errors at this tolerance, or the set is too small to hold "
-               "two slices of the minimum size (use more sequences per length, or a smaller minimum).")
+    st.success("No slice stands out: no rule found on half of the set is significantly worse than the whole set on "
+               "the other half (or the model makes no errors at this tolerance). Use more sequences per length, or "
+               "a smaller minimum size.")
     st.stop()
-chosen = state.slice_notice(s)
 
 
 def choose(position: int | None) -> None:
@@ -78,11 +82,22 @@ shown = slice_charts.slice_table(slices)
 st.dataframe(shown, hide_index=True, key=f"slice_table_{generation}", on_select=chose_row,
              selection_mode="single-row", width="stretch", column_config={
                  "slice": st.column_config.TextColumn("slice", width="large"),
-                 "error_rate": st.column_config.NumberColumn("error rate", format="percent"),
+                 "size": st.column_config.NumberColumn("size", help="Sequences of the whole set in the slice"),
+                 "held_out_size": st.column_config.NumberColumn(
+                     "held out", help="Sequences of the held-out half in the slice: the rates are measured on them"),
+                 "error_rate": st.column_config.NumberColumn("error rate (held out)", format="percent"),
+                 "ci_low": st.column_config.NumberColumn("95% low", format="percent", help="Wilson interval"),
+                 "ci_high": st.column_config.NumberColumn("95% high", format="percent", help="Wilson interval"),
+                 "p_value": st.column_config.NumberColumn(
+                     "p (Holm)", format="%.1e", help="One-sided binomial test against the whole held-out half's "
+                     "error rate, Holm-corrected over every rule tried"),
                  "error_coverage": st.column_config.NumberColumn(
                      "coverage", format="percent", help="The share of all the set's errors inside the slice")})
-n_errors = int(round((slices["error_rate"] * slices["size"]).iloc[0]))
-st.caption(f"{len(slices):,} slices, worst first. The worst holds {n_errors:,} errors in "
-           f"{int(slices['size'].iloc[0]):,} sequences. Select a row to filter the other views to it.")
+worst = slices.iloc[0]
+st.caption(f"{len(slices):,} slices, worst first. Rates are held out: each rule was found on one half of the set "
+           f"and is scored on the other. The worst errs on {worst['error_rate']:.0%} of its "
+           f"{int(worst['held_out_size']):,} held-out sequences (95% interval {worst['ci_low']:.0%}–"
+           f"{worst['ci_high']:.0%}); it holds {int(worst['size']):,} sequences of the whole set. Select a row to "
+           "filter the other views to it.")
 if chosen is not None:
     st.page_link("views/errors.py", label="Open Error analysis on this slice", icon=":material/troubleshoot:")
