@@ -5,6 +5,7 @@
 """
 
 from core.constants import VERSION as __version__
+
 __all__ = ["load_predictor", "__version__"]
 
 

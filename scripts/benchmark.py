@@ -21,13 +21,19 @@ from pathlib import Path
 import numpy as np
 
 from core import load_predictor
-from core.data import load_mnist, split_arrays
-from core.evaluate import ORIGINAL_PROTOCOL, by_length, digit_accuracy, evaluation_set, headline_figures, trust
 from core.constants import SUSPECT_K
+from core.data import generate_sequences, load_mnist, parse_lengths, split_arrays
+from core.evaluate import (
+    ORIGINAL_PROTOCOL,
+    by_length,
+    digit_accuracy,
+    evaluation_set,
+    headline_figures,
+    suspect_labels,
+    trust,
+)
 from core.io import write_text_atomic
-from core.evaluate import suspect_labels
-from core.model import HEADS
-from core.data import generate_sequences, parse_lengths
+from core.model import HEADS, has_distribution
 from scripts.benchmark_report import render_markdown
 from scripts.cli import Parser
 

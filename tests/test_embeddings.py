@@ -12,8 +12,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from core import load_predictor
 from core.data import load_mnist, split_arrays
-from core.evaluate import digit_map
-from core.evaluate import embeddings
+from core.evaluate import digit_map, embeddings
 from core.predict import Predictor, cache
 
 LIMIT = 2000

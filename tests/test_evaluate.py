@@ -6,9 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.data import evaluation_sequences
 from core import evaluate
-from core.data import generate_sequences, parse_lengths
+from core.data import evaluation_sequences, generate_sequences, parse_lengths
 
 LABELS = np.random.default_rng(0).integers(0, 10, size=3000).astype(np.uint8)
 IMAGES = np.zeros((3000, 28, 28), dtype=np.uint8)

@@ -5,8 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from core.data import load_mnist, split_arrays
-from core.data import generate_sequences
+from core.data import generate_sequences, load_mnist, split_arrays
 
 RNG_LABELS = np.random.default_rng(0).integers(0, 10, size=2000).astype(np.uint8)
 

@@ -184,8 +184,7 @@ def test_smoke_checkpoint_and_metadata(smoke_run):
 
 def test_smoke_preset_learns(smoke_run):
     """On fresh val sequences the trained predictor is far better than the best constant predictor."""
-    from core.data import load_mnist, split_arrays
-    from core.data import generate_sequences
+    from core.data import generate_sequences, load_mnist, split_arrays
 
     images, labels = split_arrays(load_mnist(), "val")
     seqs = generate_sequences("val", 400, (1, 10), seed=123, labels=labels)

@@ -24,8 +24,8 @@ import torch
 from core.data import load_mnist, split_arrays
 from core.data.splits import SPLITS
 from core.predict import cache
-from core.predict.temperature import softmax
 from core.predict.predictor import CNN_CHUNK
+from core.predict.temperature import softmax
 
 MAP_NAME = "digitmap_umap2"  # the cache's name for the coordinates: change it when the projection changes
 N_NEIGHBORS = 15

@@ -18,8 +18,8 @@ import torch
 import torch.nn as nn
 
 from core.model.cnn import CNNEnsemble
-from core.model.model_config import ModelConfig
 from core.model.heads import final_sums, make_head
+from core.model.model_config import ModelConfig
 
 
 class DigitSumModel(nn.Module):

@@ -61,8 +61,7 @@ def train(config, *, out_path, run_dir=None, progress=None, resume: bool = False
 
 class Trainer:
     def __init__(self, cfg, *, out_path: Path, run_dir: Path | None, progress=None, show_progress=False, stop=None):
-        from core.data import load_mnist, mnist_checksum, split_arrays
-        from core.data import generate_sequences
+        from core.data import generate_sequences, load_mnist, mnist_checksum, split_arrays
 
         self.cfg, self.out_path, self.run_dir = cfg, out_path, run_dir
         self.progress_cb, self.show_progress, self.stop_event, self.stop = progress, show_progress, stop, False
@@ -222,8 +221,8 @@ class Trainer:
 
     def _calibration(self, metadata: dict) -> dict:
         """Temperatures fitted on this run's val images (core.predict.temperature), on a CPU copy."""
-        from core.training.fit_calibration import fit
         from core.predict.predictor import Predictor
+        from core.training.fit_calibration import fit
 
         predictor = Predictor(copy.deepcopy(self.model).cpu(), metadata, torch.device("cpu"))
         return fit(predictor, self.x_val, self.y_val.numpy(), seed=self.cfg.seed)
