@@ -42,6 +42,8 @@ def sidebar() -> None:
     """The shared controls, seeded from the URL on a session's first load."""
     checkpoints = data.list_checkpoints()
     state.seed_from_url(st.session_state, st.query_params, checkpoints)
+    for notice in st.session_state.pop(state.LINK_NOTICES, []):  # once, on the page the link opened
+        st.warning(notice, icon=":material/link_off:")
     with st.sidebar:
         st.selectbox("Checkpoint", list(checkpoints), key=state.CKPT,
                      help="Every *.pt in the checkpoint folder, plus finished training runs.")

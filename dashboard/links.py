@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
-from core.data.sequences import parse_lengths
+from core.data import parse_digits, parse_lengths
 
 GENERATOR_MAX_LENGTH = 1000  # the generator's limit; core allows longer sequences
 
@@ -83,13 +83,21 @@ class SequenceSpec:
             return spec
         if source == "gen":
             digits = params.get("digits")
+            if (params.get("sum_min") is None) != (params.get("sum_max") is None):
+                raise ValueError("link gives half a sum range: sum_min and sum_max go together")
+            try:
+                allowed = tuple(parse_digits(digits)) if digits is not None else None
+            except ValueError as exc:
+                raise ValueError(f"link parameter 'digits': {exc}") from None
             spec = cls("gen", length=integer("length"), seed=integer("seed"),
-                       target=integer("target") if params.get("target") else None,
-                       sum_min=integer("sum_min") if params.get("sum_min") else None,
-                       sum_max=integer("sum_max") if params.get("sum_max") else None,
-                       digits=tuple(int(d) for d in digits.split(",") if d) if digits else None)
+                       target=integer("target") if params.get("target") is not None else None,
+                       sum_min=integer("sum_min") if params.get("sum_min") is not None else None,
+                       sum_max=integer("sum_max") if params.get("sum_max") is not None else None,
+                       digits=allowed)
             if not 1 <= spec.length <= GENERATOR_MAX_LENGTH:
                 raise ValueError(f"link parameter 'length' must lie in 1..{GENERATOR_MAX_LENGTH}")
+            if spec.seed < 0:
+                raise ValueError("link parameter 'seed' must be >= 0")
             return spec
         raise ValueError(f"link parameter 'src' must be 'eval' or 'gen', got {source!r}")
 

@@ -31,35 +31,78 @@ MAX_PER_LENGTH, MAX_SEED, MAX_SUSPECT_K = 5000, 2**31 - 1, 1000
 MAX_SEQUENCES, MAX_DIGITS = 100_000, 2_000_000
 
 
-def _clamp(lo: int, hi: int):
-    return lambda v: min(max(int(v), lo), hi)
+LINK_NOTICES = "_link_notices"  # what was wrong with the link a session opened, shown once by app.py
 
 
 def seed_from_url(session: MutableMapping, params: Mapping, checkpoints: Mapping[str, Path]) -> None:
     """First load of a session: take the checkpoint and evaluation set from the URL, so a copied link
-    reproduces the same view; then fill in the defaults and a checkpoint that exists."""
+    reproduces the same view; then fill in the defaults and a checkpoint that exists. Whatever the link
+    got wrong is kept as one-line notices under LINK_NOTICES (what was wrong, what is shown instead)."""
     if SEEDED not in session:
         session[SEEDED] = True
-        if params.get("ckpt") in checkpoints:
-            session[CKPT] = params["ckpt"]
-        if params.get("src", "eval") == "eval":
-            for key, param, cast in ((LENGTHS, "lengths", str), (PER_LENGTH, "per_length", _clamp(1, MAX_PER_LENGTH)),
-                                     (SEED, "seed", _clamp(0, MAX_SEED))):
-                if params.get(param):
-                    try:
-                        session[key] = cast(params[param])
-                    except ValueError:
-                        pass  # the view reports a bad link; the sidebar keeps its default
-            try:
-                aside = int(params.get("aside") or 0)
-            except ValueError:
-                aside = 0
-            if aside > 0:
-                session[ASIDE], session[SUSPECT_K] = True, min(aside, MAX_SUSPECT_K)
+        session[LINK_NOTICES] = _seed(session, params, checkpoints)
     for key, value in DEFAULTS.items():
         session.setdefault(key, value)
     if session.get(CKPT) not in checkpoints:
         session[CKPT] = next(iter(checkpoints), None)
+
+
+def _whole_number(params: Mapping, name: str, lo: int, hi: int, default: int, notices: list[str]) -> int | None:
+    """The link's `name` as an int within lo..hi (clamped, with a notice), or None when absent or unreadable."""
+    raw = params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(str(raw))
+    except ValueError:
+        notices.append(f"The link's {name}={raw!r} is not a whole number: showing {default} instead.")
+        return None
+    if not lo <= value <= hi:
+        notices.append(f"The link's {name}={value} lies outside {lo}–{hi:,}: showing {min(max(value, lo), hi):,} instead.")
+    return min(max(value, lo), hi)
+
+
+def _seed(session: MutableMapping, params: Mapping, checkpoints: Mapping[str, Path]) -> list[str]:
+    notices: list[str] = []
+    name = params.get("ckpt")
+    if name is not None and name in checkpoints:
+        session[CKPT] = name
+    elif name is not None:  # never a path to open: only names from the checkpoint list are used
+        notices.append(f"The link's checkpoint {name!r} is not one of the listed checkpoints: showing "
+                       f"{next(iter(checkpoints), 'none')} instead.")
+    source = params.get("src", "eval")
+    if source not in ("eval", "gen"):
+        notices.append(f"The link's src={source!r} is neither 'eval' nor 'gen': showing the evaluation set.")
+    if source == "gen":
+        return notices  # a generator link's seed is the generator's, not the evaluation set's
+    lengths = params.get("lengths")
+    if lengths is not None:
+        try:
+            parse_lengths(lengths)
+            session[LENGTHS] = str(lengths)
+        except ValueError as exc:
+            notices.append(f"The link's lengths={lengths!r} cannot be used ({exc}): showing {DEFAULTS[LENGTHS]} instead.")
+    for key, param, hi in ((PER_LENGTH, "per_length", MAX_PER_LENGTH), (SEED, "seed", MAX_SEED)):
+        value = _whole_number(params, param, 1 if key == PER_LENGTH else 0, hi, DEFAULTS[key], notices)
+        if value is not None:
+            session[key] = value
+    aside = _whole_number(params, "aside", 0, MAX_SUSPECT_K, 0, notices)
+    if aside:
+        session[ASIDE], session[SUSPECT_K] = True, aside
+    too_big = _too_big(parse_lengths(session.get(LENGTHS, DEFAULTS[LENGTHS])), session.get(PER_LENGTH, DEFAULTS[PER_LENGTH]))
+    if too_big:
+        session[LENGTHS], session[PER_LENGTH] = DEFAULTS[LENGTHS], DEFAULTS[PER_LENGTH]
+        notices.append(f"The link asks for {too_big}: showing the default set instead.")
+    return notices
+
+
+def _too_big(lengths: list[int], per_length: int) -> str | None:
+    """A description of an evaluation set too large to compute here, or None."""
+    sequences, digits = per_length * len(lengths), per_length * sum(lengths)
+    if sequences > MAX_SEQUENCES or digits > MAX_DIGITS:
+        return (f"{sequences:,} sequences of {digits:,} digits (the dashboard allows {MAX_SEQUENCES:,} and "
+                f"{MAX_DIGITS:,})")
+    return None
 
 
 @dataclass(frozen=True)
@@ -84,13 +127,11 @@ def read_settings(session: Mapping, checkpoints: Mapping[str, Path], folder: str
     except ValueError as exc:
         lengths, problem = parse_lengths(DEFAULTS[LENGTHS]), str(exc)
     per_length = int(session.get(PER_LENGTH, DEFAULTS[PER_LENGTH]))
-    sequences, digits = per_length * len(lengths), per_length * sum(lengths)
-    if problem is None and (sequences > MAX_SEQUENCES or digits > MAX_DIGITS):
-        problem = (f"The evaluation set is too large ({sequences:,} sequences, {digits:,} digits; the dashboard "
-                   f"allows {MAX_SEQUENCES:,} and {MAX_DIGITS:,}): use fewer lengths or fewer sequences per length.")
+    if problem is None and (too_big := _too_big(lengths, per_length)):
+        problem = f"The evaluation set is too large ({too_big}): use fewer lengths or fewer sequences per length."
     if path is None:
         problem = f"No checkpoint found in {folder}/. Train one with `python -m scripts.train --preset default --out checkpoints/default.pt`."
-    suspect_k = _clamp(1, MAX_SUSPECT_K)(session.get(SUSPECT_K, DEFAULTS[SUSPECT_K]))
+    suspect_k = min(max(int(session.get(SUSPECT_K, DEFAULTS[SUSPECT_K])), 1), MAX_SUSPECT_K)
     return Settings(path, name if path else None, lengths, per_length, int(session.get(SEED, DEFAULTS[SEED])), problem,
                     suspect_k, suspect_k if session.get(ASIDE) else 0)
 

@@ -130,7 +130,7 @@ def test_links_and_settings_carry_suspects_set_aside():
     session = {}
     state.seed_from_url(session, {"aside": "nope"}, ckpts)
     assert session[state.ASIDE] is False and session[state.SUSPECT_K] == DEFAULT_SUSPECT_K
-    s = state.read_settings({**state, state.CKPT: "checkpoints/default.pt"}, ckpts)
-    assert (s.suspect_k, s.aside) == (30, 0)
-    s = state.read_settings({**state, state.ASIDE: True, state.SUSPECT_K: 12}, ckpts)
+    s = state.read_settings({**session, state.CKPT: "checkpoints/default.pt"}, ckpts)
+    assert (s.suspect_k, s.aside) == (DEFAULT_SUSPECT_K, 0)
+    s = state.read_settings({**session, state.ASIDE: True, state.SUSPECT_K: 12}, ckpts)
     assert (s.suspect_k, s.aside) == (12, 12) and state.eval_spec(s, 4, 10).aside == 12

@@ -20,11 +20,12 @@ from core.data.sequences import (
     concat_sequences,
     evaluation_sequences,
     generate_sequences,
+    parse_digits,
     parse_lengths,
 )
 from core.data.splits import SPLITS, TRAIN_SIZE, split_arrays
 
 __all__ = ["DataError", "MNIST", "SPLITS", "Sequences", "TRAIN_SIZE", "concat_sequences", "evaluation_sequences",
            "fetch_mnist", "generate_sequences", "load_idx_dir", "load_mnist", "mnist_checksum", "parse_idx",
-           "parse_lengths", "read_cache", "read_wheel", "resolve_data_dir", "split_arrays", "validate",
+           "parse_digits", "parse_lengths", "read_cache", "read_wheel", "resolve_data_dir", "split_arrays", "validate",
            "write_cache"]

@@ -305,6 +305,15 @@ def parse_lengths(text: str) -> list[int]:
     return sorted(lengths)
 
 
+def parse_digits(text: str) -> list[int]:
+    """Allowed digits written as digits, with or without commas: '137', '1,3,7' and '1, 3, 7' all mean
+    {1, 3, 7}. The one reading for the CLI's --digits and the dashboard's `digits` link parameter."""
+    cleaned = str(text).replace(",", "").replace(" ", "")
+    if not cleaned or not cleaned.isdigit() or not cleaned.isascii():
+        raise ValueError(f"expected digits 0-9 such as 1,3,7 (or 137), got {text!r}")
+    return sorted(set(int(c) for c in cleaned))
+
+
 # --------------------------------------------------------------------------- evaluation sets
 
 def evaluation_sequences(lengths, per_length: int, seed: int, split: str = "test", labels=None,

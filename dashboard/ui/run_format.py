@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-ICONS = {"queued": "⏳", "running": "🏃", "cancelling": "⏹️", "succeeded": "✅", "failed": "❌", "cancelled": "⏹️"}
+# Streamlit's Material icons, not emoji: they render without an emoji font.
+ICONS = {"queued": ":material/schedule:", "running": ":material/directions_run:", "cancelling": ":material/stop_circle:",
+         "succeeded": ":material/check_circle:", "failed": ":material/error:", "cancelled": ":material/cancel:"}
 EPOCHS = (("epochs_cnn", "CNN epochs"), ("epochs_head", "Head epochs"), ("epochs_joint", "Joint epochs"))
 
 
@@ -30,10 +32,15 @@ def run_label(run) -> str:
     return f"{run.id} · {run.preset}" + (f" ({settings_text(run)})" if run.overrides else "")
 
 
+def mae_text(value) -> str:
+    """A val MAE as the run list shows it: an em dash before the first one is measured (not `None`)."""
+    return "—" if pd.isna(value) else f"{value:.3f}"
+
+
 def runs_rows(items) -> pd.DataFrame:
     """The run list as a table."""
     return pd.DataFrame([{"id": r.id, "status": status(r), "preset": r.preset, "device": f"{r.device} ×{r.world_size}",
-                          "progress": r.progress, "val MAE": r.metrics.get("val_mae"), "created": r.created,
+                          "progress": r.progress, "val MAE": mae_text(r.metrics.get("val_mae")), "created": r.created,
                           "settings": settings_text(r)} for r in items])
 
 

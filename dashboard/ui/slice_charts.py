@@ -1,8 +1,8 @@
-"""Chart and table builders for the Slices and Digit map views and the checkpoint comparison: plain
-functions of DataFrames, no Streamlit (tests/test_pages_slices.py checks them with the views).
+"""Chart and table builders for the Slices view, the checkpoint comparison and the Digit map's selection
+(its chart: dashboard/ui/map_charts.py): plain functions of DataFrames, no Streamlit
+(tests/test_pages_slices.py checks them with the views).
 
-What goes to the browser is what it shows: slice tables drop their seq_ids lists, and the digit map sends
-x, y and the image index of each test digit.
+What goes to the browser is what it shows: slice tables drop their seq_ids lists.
 """
 
 from __future__ import annotations
@@ -14,9 +14,6 @@ import plotly.graph_objects as go
 from dashboard.ui.theme import COLORS
 
 SLICE_COLUMNS = ["slice", "size", "held_out_size", "error_rate", "ci_low", "ci_high", "error_coverage", "p_value"]
-# The digit map's three kinds of test digit, in drawing order (the rare kinds on top), and their look.
-KINDS = {"correct": (COLORS["muted"], 4, 0.35), "misread": (COLORS["bad"], 8, 0.95),
-         "suspect label": (COLORS["true"], 9, 0.95)}
 
 
 def slice_table(slices: pd.DataFrame, limit: int | None = None) -> pd.DataFrame:
@@ -46,34 +43,6 @@ def slice_bars(slices: pd.DataFrame, limit: int = 15) -> go.Figure:
     fig.update_xaxes(tickformat=".0%", title_text="held-out error rate in the slice (95% interval)", rangemode="tozero")
     fig.update_layout(height=max(220, 28 * len(top) + 80), margin=dict(t=10, b=10, l=10, r=10),
                       clickmode="event+select")
-    return fig
-
-
-def digit_kinds(points: pd.DataFrame, suspects) -> np.ndarray:
-    """Per test digit of the map: 'suspect label' (among the given suspect indices), else 'misread'
-    (the CNN's reading differs from the label), else 'correct'."""
-    kinds = np.where(points["pred"].to_numpy() != points["label"].to_numpy(), "misread", "correct").astype(object)
-    kinds[points["index"].isin(list(suspects)).to_numpy()] = "suspect label"
-    return kinds
-
-
-def digit_map_figure(points: pd.DataFrame, kinds: np.ndarray) -> go.Figure:
-    """The test digits' 2-D map, one WebGL trace per kind; customdata is each point's test image index.
-    Box select is the default drag (lasso and zoom are in the toolbar)."""
-    fig = go.Figure()
-    for kind, (color, size, opacity) in KINDS.items():
-        part = points[kinds == kind]
-        # Hover text only for the few rare points: 10,000 strings would double what the browser receives.
-        text = None if kind == "correct" else [f"label {t}, read {p}" for t, p in zip(part["label"], part["pred"])]
-        fig.add_trace(go.Scattergl(
-            x=part["x"], y=part["y"], mode="markers", name=f"{kind} ({len(part):,})",
-            marker=dict(color=color, size=size, opacity=opacity), customdata=part["index"].to_numpy(), text=text,
-            hovertemplate="test image %{customdata}<br>" + ("read as labelled" if text is None else "%{text}")
-                          + "<extra></extra>"))
-    fig.update_xaxes(showticklabels=False, title_text=None)
-    fig.update_yaxes(showticklabels=False, title_text=None)
-    fig.update_layout(height=560, margin=dict(t=10, b=10, l=10, r=10), dragmode="select",
-                      legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom"))
     return fig
 
 

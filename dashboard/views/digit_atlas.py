@@ -1,17 +1,17 @@
 """Digit map: every test digit placed by what the CNN sees in it (core.evaluate.embeddings.digit_map, a 2-D map of its
 features), coloured by whether the CNN reads it right, misreads it, or its label is among the sidebar's k most
-suspect. Box- or lasso-select (or click) points to see those images, and the sequences of the evaluation set
-that contain them.
+suspect (or both), each cluster labelled with its digit. Box- or lasso-select (or click) points to see those
+images, misread and suspect ones first, and the sequences of the evaluation set that contain them.
 
 The map is computed once per checkpoint, in a subprocess (`python -m scripts.digit_map`): up to a minute
-the first time, never inside a Streamlit script thread; this view polls until it is ready.
+the first time, never inside a Streamlit script thread; this view polls until it is ready, then until the
+job's process is reaped.
 """
 
-import numpy as np
 import streamlit as st
 
 from dashboard import data, links, state
-from dashboard.ui import slice_charts, table_format, trust_tables
+from dashboard.ui import map_charts, slice_charts, table_format, trust_tables
 
 MAX_SHOWN = 60  # images drawn for one selection (the count says how many were picked)
 POLL_S = 2
@@ -35,26 +35,37 @@ def wait_for_map() -> None:
                 f"checkpoint. This page updates by itself. {detail}", icon=":material/hourglass_top:")
 
 
+@st.fragment(run_every=POLL_S)
+def reap_when_done() -> None:
+    """A job exits a moment after it writes its map, so the map can be drawn first: keep reaping until no job
+    runs (no <defunct> child stays under the server), then a full rerun stops the polling."""
+    if not data.reap_jobs():
+        st.rerun()
+
+
 points = data.digit_map(s.checkpoint)
 if points is None:
     data.start_digit_map(s.checkpoint)  # once per checkpoint version
     wait_for_map()
     st.stop()
+if data.reap_jobs():
+    reap_when_done()
 
 # ----------------------------------------------------------------------------- the map
 suspects = data.suspects(s.checkpoint)["index"].head(s.suspect_k)
-kinds = slice_charts.digit_kinds(points, suspects)
-counts = {k: int((kinds == k).sum()) for k in slice_charts.KINDS}
+kinds = map_charts.digit_kinds(points, suspects)
+counts = {pill: int(map_charts.of_kinds(kinds, [pill]).sum()) for pill in map_charts.PILLS}
 st.caption(f"The {len(points):,} test digits of {s.checkpoint_name}, placed so that digits the CNN sees alike lie "
-           f"close. Amber: the {counts['suspect label']:,} most suspect labels (the sidebar's k, misread or not); red: "
-           f"the {counts['misread']:,} other misread digits. Drag a box, or pick the lasso in the chart's toolbar, to "
-           "select.")
-quick = st.pills("Also select", ["misread", "suspect label"], selection_mode="multi", key="map_quick",
+           f"close; each cluster carries the digit of its labels. Red: the {counts['misread']:,} digits the CNN "
+           f"misreads; amber: the {counts['suspect label']:,} most suspect labels (the sidebar's k); amber ringed in "
+           "red: both. Drag a box, or pick the lasso in the chart's toolbar, to select.")
+quick = st.pills("Also select", map_charts.PILLS, selection_mode="multi", key="map_quick",
+                 format_func=lambda pill: f"{pill} ({counts[pill]:,})",
                  help="Every test digit of that kind, without drawing a selection.")
-event = st.plotly_chart(slice_charts.digit_map_figure(points, kinds), key="digit_map", on_select="rerun",
+event = st.plotly_chart(map_charts.digit_map_figure(points, kinds), key="digit_map", on_select="rerun",
                         selection_mode=("points", "box", "lasso"))
-extra = points.loc[np.isin(kinds, list(quick or [])), "index"]
-picked = slice_charts.selected_images(event, extra)
+extra = points.loc[map_charts.of_kinds(kinds, quick or []), "index"]
+picked = map_charts.telling_first(slice_charts.selected_images(event, extra), points, kinds)
 if not picked:
     st.info("Select digits on the map (drag a box or a lasso, or click a point) to see their images and the "
             "sequences that contain them.")
@@ -67,7 +78,8 @@ st.subheader(f"{len(picked):,} selected test digits{more}")
 images = data.test_split()[0]
 captions = [f"#{i}: {t}→{p}" if t != p else f"#{i}: {t}" for i, t, p in zip(rows.index, rows["label"], rows["pred"])]
 st.image([images[i] for i in rows.index], width=56, clamp=True, caption=captions)
-st.caption("Each image's test index and label, and the CNN's reading after the arrow when it differs.")
+st.caption("Misread digits first, then suspect labels, then the rest. Under each image: its test index and label, "
+           "and the CNN's reading after the arrow when it differs.")
 
 # ----------------------------------------------------------------------------- their sequences
 table = state.sidebar_evaluation(s)

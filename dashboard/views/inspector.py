@@ -42,29 +42,32 @@ if params.get("src"):
         spec = links.SequenceSpec.from_query(params)
     except ValueError as exc:
         problem = f"This link cannot be opened ({exc}); showing the worst sequence instead."
+if spec is not None and spec.source == "eval" and spec.index >= len(table):
+    problem = (f"The link's index={spec.index} is beyond this set's {len(table):,} sequences; showing the last "
+               f"one, #{len(table) - 1}, instead.")
 if spec is None:
     spec = eval_spec(worst_id)
 elif spec.source == "eval":
     # The sidebar's set wins (it was seeded from this link on load, and the user may change it).
     spec = eval_spec(spec.index)
-show(spec)
 
-if spec.source == "eval":
-    row = table.row(spec.index)  # seq_id is the row's position in the whole set
-    title = links.spec_title(spec, len(table), int(row["length"]))
-else:
+row = None
+if spec.source == "gen":
     try:
         row = data.generated_row(s.checkpoint, spec)
-    except ValueError as exc:
-        st.error(f"This generator link describes an impossible sequence: {exc}")
-        show(eval_spec(worst_id))
-        st.stop()
-    title = links.spec_title(spec)
+        title = links.spec_title(spec)
+    except ValueError as exc:  # constraints no sequence meets: core says why
+        problem = f"This generator link describes an impossible sequence ({exc}); showing the worst sequence instead."
+        spec = eval_spec(worst_id)
+if row is None:
+    row = table.row(spec.index)  # seq_id is the row's position in the whole set
+    title = links.spec_title(spec, len(table), int(row["length"]))
+show(spec)
 images = data.sequence_images(row)
 
 st.title("Sequence inspector")
 if problem:
-    st.warning(problem)
+    st.warning(problem, icon=":material/link_off:")
 
 # ----------------------------------------------------------------------------- navigation
 state.slice_notice(s)
@@ -76,7 +79,8 @@ def step(delta: int) -> links.SequenceSpec:
     return links.stepped(spec, delta, len(table))
 
 
-st.session_state["insp_goto"] = spec.index if spec.source == "eval" else worst_id
+# A generated sequence is no row of the set: the box is empty rather than showing a stale number.
+st.session_state["insp_goto"] = spec.index if spec.source == "eval" else None
 n1, n2, n3, n4 = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
 n1.button("Previous", icon=":material/chevron_left:", on_click=lambda: show(step(-1)),
           key="prev", width="stretch", disabled=spec.source == "eval" and step(-1).index == spec.index)
@@ -84,8 +88,15 @@ n2.button("Next", icon=":material/chevron_right:", icon_position="right", key="n
           on_click=lambda: show(step(1)), disabled=spec.source == "eval" and step(1).index == spec.index)
 n3.button("Jump to worst", icon=":material/warning:", on_click=lambda: show(eval_spec(worst_id)), key="worst",
           width="stretch", help="The sequence with the largest absolute error" + (" in the slice." if chosen else "."))
+
+
+def go_to() -> None:
+    if st.session_state["insp_goto"] is not None:
+        show(eval_spec(st.session_state["insp_goto"]))
+
+
 n4.number_input("Go to sequence #", min_value=0, max_value=len(table) - 1, step=1, key="insp_goto",
-                on_change=lambda: show(eval_spec(st.session_state["insp_goto"])))
+                placeholder="a row of the evaluation set", on_change=go_to)
 
 # ----------------------------------------------------------------------------- the sequence
 st.subheader(title)

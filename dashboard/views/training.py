@@ -3,7 +3,8 @@
 UI only. Every action goes through core.runs (the run registry); the comparison goes through
 dashboard.cache's evaluation (core.evaluate). Runs are separate processes looked after by a
 supervisor outside Streamlit, so closing the tab or restarting the server neither stops nor loses
-them — this view only reads their status, and polls (st.fragment run_every) only while one runs.
+them — this view only reads their status, and polls (st.fragment run_every: the run list with the
+chosen run's panel) only while the chosen run is queued or running.
 """
 
 from pathlib import Path
@@ -12,7 +13,8 @@ import pandas as pd
 import streamlit as st
 
 from core import runs
-from dashboard import data, state
+from core.constants import DEVICES
+from dashboard import data, links, state
 from dashboard.ui import run_format, table_format
 from dashboard.ui.run_format import EPOCHS, ICONS
 from dashboard.ui.theme import COLORS
@@ -63,8 +65,8 @@ def launch_form() -> None:
             c1.selectbox("Head", runs.heads(), index=runs.heads().index(base["head"]), key="train_head",
                          help="lstm: the default design; lstm-final: the original project's; "
                               "deepsets and argmax-sum: reference baselines.")
-            c2.selectbox("Device", ["auto", "cuda", "cpu"], key="train_device",
-                         help="auto picks a GPU when there is one, else the CPU.")
+            c2.selectbox("Device", DEVICES, key="train_device",
+                         help="auto picks a CUDA GPU when there is one, then Apple's mps, else the CPU.")
             for col, (key, label) in zip(st.columns(3), EPOCHS):
                 col.number_input(label, min_value=0, max_value=1000, value=None, step=1, key=f"train_{key}",
                                  placeholder=f"preset: {base[key]}")
@@ -95,8 +97,7 @@ def launch_form() -> None:
 # ----------------------------------------------------------------------------------- run list
 def runs_table(items: list[runs.Run]) -> None:
     st.dataframe(run_format.runs_rows(items), hide_index=True, width="stretch", key="runs_table",
-                 column_config={"progress": st.column_config.ProgressColumn(min_value=0, max_value=1),
-                                "val MAE": st.column_config.NumberColumn(format="%.3f")})
+                 column_config={"progress": st.column_config.ProgressColumn(min_value=0, max_value=1)})
 
 
 # ----------------------------------------------------------------------------------- one run
@@ -161,11 +162,22 @@ def curves(metrics: list[dict]) -> None:
             st.caption("— measured at the end of each head epoch")
 
 
+def runs_and_panel(items: list[runs.Run]) -> runs.Run:
+    """The run list, the run selector and the chosen run's panel; returns the chosen run."""
+    runs_table(items)
+    by_id = {r.id: r for r in items}
+    if st.session_state.get(SELECTED) not in by_id:
+        st.session_state[SELECTED] = items[0].id
+    chosen = st.selectbox("Run", list(by_id), key=SELECTED, format_func=lambda i: run_format.run_label(by_id[i]))
+    return draw_run(chosen)
+
+
 @st.fragment(run_every=REFRESH_S)
-def live_run(run_id: str) -> None:
-    """Redrawn every REFRESH_S while the run is queued/running; a full rerun when it ends stops
-    the polling and lets the sidebar list the new checkpoint."""
-    if draw_run(run_id).status not in runs.LIVE:
+def live_runs() -> None:
+    """Redrawn every REFRESH_S while the chosen run is queued/running, the list with the panel so that
+    both show the same status; a full rerun when it ends stops the polling and lets the sidebar list
+    the new checkpoint."""
+    if runs_and_panel(runs.list_runs()).status not in runs.LIVE:
         st.rerun()
 
 
@@ -179,7 +191,7 @@ def comparison(run: runs.Run) -> None:
     if s.checkpoint.resolve() == Path(run.checkpoint).resolve():
         st.info("This run's checkpoint is the one selected in the sidebar; select another to compare.")
         return
-    st.caption(f"Same evaluation set for both (sidebar: lengths {s.lengths[0]}…{s.lengths[-1]}, "
+    st.caption(f"Same evaluation set for both (sidebar: lengths {links.format_lengths(s.lengths)}, "
                f"{s.per_length} per length, seed {s.seed}; test split).")
     try:
         base = data.evaluation_table(s.checkpoint, s.lengths, s.per_length, s.seed).rows
@@ -188,8 +200,12 @@ def comparison(run: runs.Run) -> None:
         st.error(f"Cannot evaluate: {exc}")
         return
     a, b = f"selected ({s.checkpoint_name})", f"run {run.id}"
-    st.dataframe(table_format.compare_by_length(base, new, a, b), hide_index=True, width="stretch")
-    st.caption("Per length: MAE and exact-match of each model; Δ MAE < 0 means the run is better.")
+    # A and B in the column labels: the names would widen the table past the screen, hiding Δ MAE.
+    formats = {"MAE · A": "%.3f", "MAE · B": "%.3f", "exact · A": "percent", "exact · B": "percent", "Δ MAE": "%+.3f"}
+    st.dataframe(table_format.compare_by_length(base, new, "A", "B"), hide_index=True, width="stretch",
+                 column_config={col: st.column_config.NumberColumn(format=f) for col, f in formats.items()})
+    st.caption(f"Per length: MAE and exact-match of A, {a}, and B, {b}; Δ MAE = B − A, below 0 when the run "
+               "is better.")
     diff = table_format.disagreements(base, new, a, b)
     st.markdown(f"**Sequences where the two disagree** (rounded sums differ): {len(diff)} of {len(base)}")
     st.dataframe(diff.head(500), hide_index=True, width="stretch")
@@ -205,15 +221,10 @@ items = runs.list_runs()
 if not items:
     st.info("No runs yet. Launch one above — the smoke preset finishes in under a minute.")
     st.stop()
-runs_table(items)
-ids = [r.id for r in items]
-if st.session_state.get(SELECTED) not in ids:
-    st.session_state[SELECTED] = ids[0]
-by_id = {r.id: r for r in items}
-chosen = st.selectbox("Run", ids, key=SELECTED, format_func=lambda i: run_format.run_label(by_id[i]))
-if by_id[chosen].status in runs.LIVE:
-    live_run(chosen)
+chosen = next((r for r in items if r.id == st.session_state.get(SELECTED)), items[0])
+if chosen.status in runs.LIVE:
+    live_runs()
 else:
-    current = draw_run(chosen)
-    if st.session_state.get(COMPARE) == chosen and current.status == "succeeded":
+    current = runs_and_panel(items)
+    if st.session_state.get(COMPARE) == current.id and current.status == "succeeded":
         comparison(current)
