@@ -64,4 +64,5 @@ def sidebar() -> None:
 
 page = st.navigation(PAGES)
 sidebar()
+state.keep_controls(st.session_state)
 page.run()

@@ -31,6 +31,18 @@ MAX_PER_LENGTH, MAX_SEED, MAX_SUSPECT_K = 5000, 2**31 - 1, 1000
 MAX_SEQUENCES, MAX_DIGITS = 100_000, 2_000_000
 
 
+# The views' controls that survive a round trip through other views: Streamlit drops the state of a widget
+# that is not drawn on a run, unless its key is written back (then it is a plain session value).
+KEPT_CONTROLS = ("f_", "cm_true", "cm_pred", "heat_metric", "n_worst", "bucket_width_", "cal_threshold", "gen_",
+                 "slice_min_size", "slice_tolerance", "sus_k", "train_", "hw_source")
+
+
+def keep_controls(session: MutableMapping) -> None:
+    """Write back every kept control's value (app.py calls this before the view runs)."""
+    for key in [k for k in session.keys() if isinstance(k, str) and k.startswith(KEPT_CONTROLS)]:
+        session[key] = session[key]
+
+
 LINK_NOTICES = "_link_notices"  # what was wrong with the link a session opened, shown once by app.py
 
 

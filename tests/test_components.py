@@ -295,7 +295,7 @@ def test_heatmap_has_one_row_per_length(results):
 
 
 def test_pred_vs_true_bins_on_the_server_when_many_points(results):
-    assert isinstance(charts.pred_vs_true_figure(results).data[0], go.Scattergl)
+    assert isinstance(charts.pred_vs_true_figure(results).data[0], go.Scatter)
     fig = charts.pred_vs_true_figure(results, max_points=10, bins=8)
     grid = fig.data[0]
     assert isinstance(grid, go.Heatmap)  # counts binned here: the browser gets 8 x 8 numbers, not every point

@@ -316,3 +316,19 @@ def test_generator_new_random_changes_the_seed_and_the_sequence(env):
     assert at.get("html")[0].proto.body != row  # other digit images
     [link] = at.get("page_link")
     assert f"seed={new_seed}" in link.proto.query_string and "src=gen" in link.proto.query_string
+
+
+def test_view_controls_survive_a_round_trip_through_other_views(env):
+    at = open_page("views/errors.py")
+    by_label(at.slider, "True-sum range").set_value((0, 30)).run()
+    by_label(at.checkbox, "Errors only").check().run()
+    filtered = [c.value for c in at.caption if "sequences match the filters" in c.value]
+    at.switch_page("views/overview.py").run()
+    at.switch_page("views/generator.py").run()
+    by_label(at.number_input, "Length").set_value(17).run()
+    at.switch_page("views/errors.py").run()
+    assert not at.exception
+    assert by_label(at.checkbox, "Errors only").value and by_label(at.slider, "True-sum range").value == (0, 30)
+    assert filtered and [c.value for c in at.caption if "sequences match the filters" in c.value] == filtered
+    at.switch_page("views/generator.py").run()
+    assert by_label(at.number_input, "Length").value == 17

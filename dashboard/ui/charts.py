@@ -102,7 +102,9 @@ def error_histogram(errors: pd.Series, bins: int = 80) -> go.Figure:
 
 
 def _points(fig: go.Figure, part: pd.DataFrame, name: str, color: str) -> None:
-    fig.add_trace(go.Scattergl(
+    # SVG, not WebGL: at most max_points points, and a WebGL context costs more than it saves here
+    # (a software-rendered one takes a second to start in a browser without a GPU).
+    fig.add_trace(go.Scatter(
         x=part["true_sum"], y=part["pred_sum"], mode="markers", name=name,
         marker=dict(color=color, size=5, opacity=0.7), customdata=part["seq_id"],
         hovertemplate="seq %{customdata}<br>true %{x}<br>pred %{y:.2f}<extra></extra>"))

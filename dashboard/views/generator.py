@@ -33,7 +33,7 @@ c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
 length = c1.number_input("Length", min_value=1, max_value=links.GENERATOR_MAX_LENGTH, value=10, step=1,
                          key="gen_length")
 seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="gen_seed")
-c3.button("New random", icon=":material/casino:", on_click=new_seed, key="gen_random", width="stretch")
+c3.button("New random", icon=":material/casino:", on_click=new_seed, key="generator_random", width="stretch")
 
 c1, c2, c3 = st.columns([2, 2, 2])
 mode = c1.radio("Sum constraint", ["none", "target sum", "sum range"], horizontal=True, key="gen_mode")
@@ -93,4 +93,4 @@ with b2:
     strip = partial(strip_image, images, true_digits != pred_digits)  # built only on click
     st.download_button("Download PNG", lambda: png_bytes(strip()),
                        file_name=f"digitsum_len{spec.length}_seed{spec.seed}.png", mime="image/png",
-                       on_click="ignore", key="gen_png")
+                       on_click="ignore", key="generator_png")
