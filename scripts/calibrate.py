@@ -1,9 +1,11 @@
-"""Calibrate checkpoints in place: fit temperature scaling on val and store it in each checkpoint.
+"""Calibrate checkpoints in place: fit temperatures and interval margins on val_calib, store them.
 
     python -m scripts.calibrate checkpoints/*.pt
 
-Each file is rewritten atomically (a temp file, then a rename), with its weights unchanged and a
-"calibration" block added to its metadata. Predictions do not change; confidences become honest.
+The fit reads val's calibration part only, val_calib = MNIST train[57500:60000] (core.data.splits),
+never the part that selected the checkpoint's epochs. Each file is rewritten atomically (a temp file,
+then a rename), with its weights unchanged and a "calibration" block added to its metadata (its
+"fitted_on" and "images" name that part). Predictions do not change; confidences become honest.
 """
 
 import sys
@@ -26,8 +28,8 @@ def main(argv=None) -> int:
             return 2
         head = (f", head T {block['head_temperature']:.3f} (val NLL {block['head_val_nll_before']:.4f} -> "
                 f"{block['head_val_nll_after']:.4f})" if "head_val_nll_before" in block else "")
-        print(f"{path}: CNN T {block['cnn_temperature']:.3f} (val NLL {block['cnn_val_nll_before']:.4f} -> "
-              f"{block['cnn_val_nll_after']:.4f}){head}")
+        print(f"{path}: on {block['fitted_on']} ({block['images']} images): CNN T {block['cnn_temperature']:.3f} "
+              f"(val NLL {block['cnn_val_nll_before']:.4f} -> {block['cnn_val_nll_after']:.4f}){head}")
     return 0
 
 

@@ -11,9 +11,9 @@ import time
 
 from core import load_predictor
 from core.constants import DEVICES
+from core.data import parse_lengths
 from core.evaluate import by_length, evaluation_set, summary
 from core.model.checkpoint import CheckpointError
-from core.data import parse_lengths
 from scripts.cli import OUT_DIR, Parser, int_in, output_prefix, write_outputs
 
 DEFAULT_OUT = f"{OUT_DIR}/evaluate"

@@ -12,11 +12,10 @@ import sys
 
 from core import load_predictor
 from core.constants import DEVICES
-from core.data import load_mnist, split_arrays
+from core.data import generate_sequences, load_mnist, split_arrays
 from core.evaluate import evaluate_sequences
 from core.images import png_bytes, strip_image
 from core.model.checkpoint import CheckpointError
-from core.data import generate_sequences
 from scripts.cli import OUT_DIR, Parser, int_in, output_prefix, write_outputs
 
 DEFAULT_OUT = f"{OUT_DIR}/sequence"

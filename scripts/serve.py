@@ -50,7 +50,7 @@ def warm(checkpoint: Path | None, log=print) -> None:
     from core.predict import cache
 
     try:
-        data.data_key()  # loads MNIST and hashes it once for this process
+        cache.data_key()  # loads MNIST and hashes it once for this process
         if checkpoint is not None and checkpoint.is_file():
             predictor = load_predictor(checkpoint, device="auto")
             for split in WARM_SPLITS:

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 from core import evaluate, load_predictor
-from core.data import load_mnist, split_arrays
+from core.data import generate_sequences, load_mnist, split_arrays
 from core.paths import DEFAULT_CHECKPOINT
 from core.seeds import derive_seed
-from core.data import generate_sequences
 from scripts import evaluate as evaluate_cli
 from scripts import generate as generate_cli
 

@@ -68,9 +68,18 @@ def test_warm_up_fills_the_dashboards_caches(checkpoint_dir, monkeypatch):
     checkpoint = checkpoint_dir / "default.pt"
     warm_dashboard(checkpoint)
     calls = []
-    monkeypatch.setattr(evaluate, "evaluation_set", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(evaluate, "evaluation_table", lambda *a, **k: calls.append(a))
     d = state.DEFAULTS
     table = data.evaluation_table(checkpoint, parse_lengths(d[state.LENGTHS]), d[state.PER_LENGTH], d[state.SEED])
     assert calls == [] and len(table) == 13 * d[state.PER_LENGTH]
     data.evaluation_table(checkpoint, [3], 5, 1)  # a set that was not warmed is computed
     assert len(calls) == 1
+
+
+def test_warm_up_without_a_checkpoint_loads_the_data(monkeypatch):
+    from scripts import serve
+
+    monkeypatch.setattr(serve, "PRELOAD", ())  # the imports are not what this test is about
+    logs = []
+    serve.warm(None, log=logs.append)
+    assert len(logs) == 1 and logs[0].startswith("serve: warmed up in"), logs
