@@ -168,3 +168,23 @@ def test_enlarge_keeps_the_pixels_and_top_readings_sort_them():
     assert handwriting_pictures.image_key(digit) == handwriting_pictures.image_key(digit.copy()) != handwriting_pictures.image_key(digit[::-1])
     assert handwriting_pictures.folder_name(REPO_ROOT / "collection") == "collection/"
     assert handwriting_pictures.folder_name(Path("/srv/digits")) == "/srv/digits/"
+
+
+def test_an_image_is_read_once_per_id_and_its_bytes_are_not_the_key(clear_digits):
+    from dashboard import data
+
+    digits, _ = clear_digits
+    first = data.read_picture("upload-test-id", paper_png(digits))
+    again = data.read_picture("upload-test-id", b"other bytes: never read, the id decides")
+    assert again is first or (np.array_equal(again[0], first[0]) and again[1].digits.shape == first[1].digits.shape)
+    assert data.drawing_id(b"abc") == data.drawing_id(b"abc") != data.drawing_id(b"abd")
+
+
+def test_uploads_are_capped_at_20_mb_and_the_duplication_warning_is_off():
+    import tomllib
+
+    from core.paths import REPO_ROOT
+
+    config = tomllib.loads((REPO_ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == 20
+    assert config["global"]["disableWidgetStateDuplicationWarning"] is True

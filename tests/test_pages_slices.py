@@ -1,18 +1,12 @@
 """The Slices and Digit map views and the Training page's checkpoint comparison through AppTest, and the
 slice filter they share: a slice chosen in Slices narrows Error analysis (tables, charts, CSV) and the
 inspector's Previous / Next / Jump to worst until Clear, and is dropped when the sidebar's set changes.
-
-The digit map's coordinates are written into core's disk cache by the test (the real UMAP takes up to a
-minute; core's own tests and the browser test cover it) and removed afterwards, so the view's wiring is
-checked in seconds. A plotly selection cannot be made in AppTest: the "Also select" pills take the
-same path (tests/test_browser_slices.py drags a box in a real browser).
 """
 
 from __future__ import annotations
 
 import io
 import re
-import sys
 
 import numpy as np
 import pandas as pd
@@ -20,14 +14,9 @@ import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 
 from core import evaluate, load_predictor
-from core.data import evaluation_sequences
-from core.evaluate import compare_slices, digit_disagreements, digit_map, find_error_slices
-from core.evaluate.embeddings import MAP_NAME
-from core.predict import cache as disk_cache
+from core.evaluate import compare_slices, digit_disagreements, find_error_slices
 from dashboard import data, state
-from dashboard.data import map_job
 from tests.test_pages import by_label, open_page, plotly, table
-from tests.test_pages_trust import values
 from tests.test_training_page import click, spawned, stage  # noqa: F401 - a fixture
 from tests.test_training_page import open_page as open_training
 
@@ -173,94 +162,6 @@ def test_a_slice_is_dropped_when_the_sidebar_set_changes(env):
     by_label(at.sidebar.number_input, "Per length").set_value(101).run()
     assert not at.exception and not notices(at) and state.SLICE not in at.session_state
     assert by_label(at.selectbox, "Filter the other views to").value == "(the whole evaluation set)"
-
-
-# ----------------------------------------------------------------------------- digit map
-
-@pytest.fixture
-def map_files():
-    """Paths of digit-map files a test writes into the session's cache; removed afterwards (with the maps
-    the dashboard loaded), so no other test sees a synthetic map."""
-    written: list = []
-    yield written
-    for path in written:
-        path.unlink(missing_ok=True)
-    map_job._digit_map.clear()
-
-
-def test_digit_map_starts_its_subprocess_then_shows_the_map_and_a_selection(env, map_files, monkeypatch, tmp_path):
-    monkeypatch.setenv("DIGITSUM_CACHE_DIR", str(tmp_path / "cache"))  # no map yet, whatever ran before
-    started = []
-
-    class Recorded:  # stands in for subprocess.Popen: the command is recorded, nothing is run
-        returncode = None
-
-        def __init__(self, args, **kwargs):
-            started.append(args)
-
-        def poll(self):
-            return None
-
-    monkeypatch.setattr(map_job.subprocess, "Popen", Recorded)
-    monkeypatch.setattr(map_job._Jobs, "running", {})
-    at = open_page("views/digit_atlas.py", **BIGGER)
-    assert [t.value for t in at.title] == ["Digit map"]
-    path = str((env / "default.pt").resolve())
-    assert started == [[sys.executable, "-m", "scripts.digit_map", "--checkpoint", path]]
-    assert "Computing the digit map" in at.info[0].value and not at.get("plotly_chart")
-    at.run()
-    assert len(started) == 1  # one subprocess per checkpoint, however often the page reruns
-
-    # The subprocess's result: coordinates in core's cache (here one cluster per label).
-    predictor = load_predictor(path)
-    labels = data.test_split()[1]
-    xy = np.stack([labels + 0.01 * np.arange(len(labels)) % 1, labels % 3], -1).astype(np.float32)
-    map_files.append(disk_cache.store_array(predictor.checkpoint_hash, MAP_NAME, "test", xy))
-    at.run()
-    assert not at.exception
-    chart = plotly(at, "digit_map")
-    names = [t["name"].split(" (")[0] for t in chart["data"]]
-    assert names == ["correct", "misread", "suspect label"]
-    assert chart["layout"]["dragmode"] == "select" and all(t["type"] == "scattergl" for t in chart["data"])
-    points = digit_map(predictor)
-    suspects = set(data.suspects(path)["index"].head(30))
-    misread = [i for i, t, p in zip(points["index"], points["label"], points["pred"]) if t != p and i not in suspects]
-    assert chart["data"][1]["name"] == f"misread ({len(misread):,})"
-    assert chart["data"][2]["name"] == f"suspect label ({len(suspects):,})"
-    assert sorted(values(chart["data"][2]["customdata"])) == sorted(suspects)  # customdata: the test image index
-    assert "Select digits on the map" in at.info[0].value
-
-    by_label(at.pills, "Also select").set_value(["misread", "suspect label"]).run()
-    assert not at.exception
-    picked = sorted(set(misread) | suspects)
-    assert any(h.value.startswith(f"{len(picked):,} selected test digits") for h in at.subheader)
-    [grid] = at.get("image")
-    assert len(grid.captions) == min(len(picked), 60)
-    assert grid.captions[0].startswith(f"#{picked[0]}: ")
-    seqs = evaluation_sequences([20, 50, 100], 12, 3)  # the same set, without a model
-    holding = [i for i in range(len(seqs)) if set(seqs.indices[i, : seqs.lengths[i]]) & set(picked)]
-    if holding:
-        [listed] = [d.value for d in at.dataframe]
-        assert sorted(listed["seq_id"]) == holding and listed["inspect"].str.startswith("inspector?src=eval").all()
-    else:
-        assert "No sequence of the evaluation set" in at.info[-1].value
-
-
-def test_digit_map_cli_fills_the_cache_and_names_a_bad_checkpoint(tmp_path, monkeypatch, capsys, make_checkpoint):
-    from core.evaluate import embeddings as core_embeddings
-    from scripts import digit_map as cli
-
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(["--checkpoint", str(tmp_path / "missing.pt")])
-    error = capsys.readouterr().err
-    assert exit_.value.code == 2 and error.startswith("error: ") and "missing.pt" in error and error.count("\n") == 1
-    path = tmp_path / "tiny.pt"
-    make_checkpoint(path, seed=5)
-    monkeypatch.setattr(core_embeddings, "project", lambda features: np.asarray(features[:, :2], np.float32))
-    assert cli.main(["--checkpoint", str(path)]) == 0
-    assert "10,000 test images" in capsys.readouterr().out
-    predictor = load_predictor(path)
-    assert disk_cache.load_array(predictor.checkpoint_hash, MAP_NAME, "test", (10_000, 2)) is not None
 
 
 # ----------------------------------------------------------------------------- comparison

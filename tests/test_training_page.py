@@ -3,20 +3,27 @@
 The registry lives in a temp DIGITSUM_RUNS_DIR and supervisors are not spawned (launches stay
 queued), so these tests are fast; runs in other states are staged directly in the registry.
 The comparison uses two tiny random checkpoints, so it checks the wiring, not model quality.
+`polling` and `tick` rerun only a page's polling fragments, as the browser does every run_every seconds.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 
 import pytest
 import streamlit as st
-from streamlit.testing.v1 import AppTest
+from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
+from streamlit.testing.v1 import AppTest, local_script_runner
 
 from core import runs
+from core.constants import DEVICES, STATUSES
 from core.paths import REPO_ROOT
 from core.runs import process as proc
 from core.runs import registry as db
+from dashboard import links
+from dashboard.ui import run_format
 
 APP = str(REPO_ROOT / "dashboard" / "app.py")
 
@@ -50,6 +57,36 @@ def open_page(**session) -> AppTest:
 def click(at: AppTest, label: str) -> AppTest:
     [button] = [b for b in at.button if b.label == label]
     button.click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def polling(at: AppTest) -> list[str]:
+    """at.run(), returning the ids of the fragments it set polling (st.fragment run_every): those the browser
+    reruns on its own. Read from the messages the run sends: AppTest keeps no record of them."""
+    polled, send = [], ForwardMsgQueue.enqueue
+
+    def note(queue, msg):
+        if msg.HasField("auto_rerun"):
+            polled.append(msg.auto_rerun.fragment_id)
+        send(queue, msg)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ForwardMsgQueue, "enqueue", note)
+        at.run()
+    assert not at.exception, at.exception
+    return polled
+
+
+def tick(at: AppTest, polled: list[str]) -> AppTest:
+    """One tick of their polling, as the browser asks for it: a rerun of only the `polled` fragments (AppTest
+    has no call for it, so their ids go into the runner's rerun requests). The tree then holds only what they
+    drew, or the whole page after an st.rerun() in one."""
+    assert polled, "no fragment polls"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(local_script_runner, "RerunData",
+                      functools.partial(local_script_runner.RerunData, fragment_id_queue=polled, is_auto_rerun=True))
+        at.run()
     assert not at.exception, at.exception
     return at
 
@@ -156,10 +193,43 @@ def test_succeeded_run_compares_with_the_selected_checkpoint(spawned, tmp_path, 
     assert "Comparison with the selected checkpoint" in texts(at.subheader)
     by_length, diff = (d.value for d in at.dataframe[-2:])
     assert list(by_length["length"]) == [1, 2, 3] and list(by_length["n"]) == [20, 20, 20]
-    assert any(c.startswith("MAE · run") for c in by_length.columns) and "Δ MAE" in by_length
+    # Short labels, so that the table fits and Δ MAE shows; the caption says which model is A and which B.
+    assert list(by_length.columns) == ["length", "n", "MAE · A", "MAE · B", "exact · A", "exact · B", "Δ MAE"]
+    assert any(re.search(rf"of A, selected \(\S*base\.pt\), and B, run {run.id};", c.value) for c in at.caption)
+    assert any(f"lengths {links.format_lengths([1, 2, 3])}, 20 per length" in c.value for c in at.caption)
     base_label = next(c for c in diff.columns if c.startswith("sum · selected")).removeprefix("sum · ")
     assert base_label.endswith("base.pt)") and f"sum · run {run.id}" in diff  # side by side
     assert len(diff) > 0 and set(diff["right"]) <= {"neither", f"run {run.id}", base_label}
     assert (diff[f"sum · {base_label}"] != diff[f"sum · run {run.id}"]).all()
     click(at, "Select in sidebar")
     assert at.session_state["ckpt"] == f"{run.run_dir.name}/model.pt"
+
+
+def test_the_device_choices_are_cores_including_mps(spawned):
+    at = open_page()
+    assert widget(at.selectbox, "Device").options == list(DEVICES) and "mps" in DEVICES
+
+
+def test_run_statuses_show_material_icons_not_emoji(spawned):
+    assert set(run_format.ICONS) == {*STATUSES, "cancelling"}
+    assert all(re.fullmatch(r":material/[a-z_]+:", icon) for icon in run_format.ICONS.values())
+    run = stage("failed", error="boom")
+    at = open_page()
+    assert texts(at.subheader) == f"{run_format.ICONS['failed']} Run {run.id} — failed"
+
+
+def test_the_runs_table_polls_with_the_panel_and_shows_no_none(spawned):
+    me = os.getpid()
+    run = stage("queued")
+    at = open_page()
+    listed = at.dataframe[0].value
+    assert list(listed["status"]) == ["queued"] and list(listed["val MAE"]) == ["—"]  # no MAE yet: not "None"
+    polled = polling(at)
+    with db.tx() as conn:  # the supervisor starts it
+        db.update(conn, run.id, status="running", pid=me, pid_token=proc.proc_token(me), progress=0.3,
+                  metrics={"val_mae": 0.25})
+    tick(at, polled)  # only the polling fragment reruns: the table must be in it to change
+    assert not at.title and f"Run {run.id} — running" in texts(at.subheader)
+    [listed] = [d.value for d in at.dataframe]
+    assert list(listed["status"]) == ["running"] and list(listed["progress"]) == [0.3]
+    assert list(listed["val MAE"]) == ["0.250"]

@@ -10,6 +10,7 @@ from dashboard.data.checkpoints import (
     resolve_checkpoint,
     uncalibrated,
 )
+from dashboard.data.picture_reads import drawing_id, read_picture
 from dashboard.data.map_job import digit_map, digit_map_job, reap_jobs, start_digit_map
 from dashboard.data.evaluation import (
     benchmark,
@@ -29,7 +30,7 @@ from dashboard.data.figures import error_figures, heatmap
 from dashboard.data.slice_results import compared_slices, disagreements, error_slices
 
 __all__ = ["benchmark", "checkpoint_dir", "compared_slices", "digit_calibration", "digit_map", "digit_map_job",
-           "disagreements", "display_name", "error_figures", "error_slices", "evaluation_table", "file_key",
+           "disagreements", "display_name", "drawing_id", "error_figures", "error_slices", "evaluation_table", "file_key",
            "generated_row", "generator_sequences", "headlines_measured", "heatmap", "list_checkpoints",
-           "measured_headlines", "predictor", "reap_jobs", "resolve_checkpoint", "sequence_images",
+           "measured_headlines", "predictor", "reap_jobs", "read_picture", "resolve_checkpoint", "sequence_images",
            "start_digit_map", "suspects", "sum_distribution", "test_split", "uncalibrated", "uncalibrated_table"]

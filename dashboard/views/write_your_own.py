@@ -13,7 +13,7 @@ from streamlit_drawable_canvas import st_canvas
 from core.collection import load_collection, save_digits
 from core.handwriting import MAX_PIXELS
 from core.paths import collection_dir
-from dashboard import state
+from dashboard import data, state
 from dashboard.ui import handwriting_pictures
 
 s = state.settings()
@@ -25,14 +25,6 @@ st.caption("Write a few digits — on the canvas, or on paper and upload a photo
            "checkpoint reads each one and sums them. Correct any misreading and keep the digits for evaluation.")
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def read(data: bytes):
-    """(the picture with its numbered boxes, the Reading), once per image: a label change reruns the page,
-    not the image work (a 12 MP photo takes a second or two)."""
-    image, reading = handwriting_pictures.read_image(data)
-    return handwriting_pictures.boxed_image(image, reading.boxes), reading
-
-
 # ----------------------------------------------------------------------------- the image
 source = st.radio("Source", ["Draw", "Upload a photo"], horizontal=True, key="hw_source",
                   label_visibility="collapsed")
@@ -41,10 +33,11 @@ if source == "Draw":
                        drawing_mode="freedraw", return_image_data=True, key="hw_canvas")
     st.caption("Draw with the mouse (or a finger); the toolbar above the canvas undoes a stroke or clears it.")
     drawn = bool((canvas.json_data or {}).get("objects"))
-    data, origin = (canvas.image_bytes if drawn else None), "canvas"
-    if data is None:
+    image, origin = (canvas.image_bytes if drawn else None), "canvas"
+    if image is None:
         st.info("Draw a few digits above.")
         st.stop()
+    image_id = data.drawing_id(image)
 else:
     upload = st.file_uploader("A photo of handwritten digits (PNG or JPEG)", type=["png", "jpg", "jpeg"],
                               key="hw_upload", help="Dark ink on light paper, digits side by side, at most "
@@ -52,10 +45,10 @@ else:
     if upload is None:
         st.info("Upload a photo of a few handwritten digits.")
         st.stop()
-    data, origin = upload.getvalue(), "photo"
+    image, origin, image_id = upload.getvalue(), "photo", f"upload-{upload.file_id}"
 
 try:
-    picture, reading = read(data)
+    picture, reading = data.read_picture(image_id, image)
 except ValueError as exc:  # not an image, too large, no digits, too many: core's one line
     st.error(f"Cannot read digits from this {'drawing' if origin == 'canvas' else 'image'}: {exc}")
     st.stop()
