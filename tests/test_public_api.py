@@ -124,3 +124,12 @@ def test_no_private_streamlit_api_and_core_never_imports_streamlit():
         assert "streamlit.runtime" not in text and "PagesManager" not in text, path
         if path.is_relative_to(REPO_ROOT / "core"):
             assert "import streamlit" not in text, path
+
+
+def test_dashboard_caches_live_in_data_and_ui_builders_hold_no_streamlit_state():
+    for path in python_files("dashboard"):
+        text = path.read_text()
+        if "st.cache_" in text:
+            assert path.parent.name == "data", path
+        if path.parent.name == "ui":
+            assert "import streamlit" not in text and "session_state" not in text, path

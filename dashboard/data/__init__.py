@@ -5,6 +5,7 @@ from dashboard.data.checkpoints import (
     checkpoint_dir,
     display_name,
     file_key,
+    gpus,
     list_checkpoints,
     predictor,
     resolve_checkpoint,
@@ -31,6 +32,6 @@ from dashboard.data.slice_results import compared_slices, disagreements, error_s
 
 __all__ = ["benchmark", "checkpoint_dir", "compared_slices", "digit_calibration", "digit_map", "digit_map_job",
            "disagreements", "display_name", "drawing_id", "error_figures", "error_slices", "evaluation_table", "file_key",
-           "generated_row", "generator_sequences", "headlines_measured", "heatmap", "list_checkpoints",
+           "generated_row", "generator_sequences", "gpus", "headlines_measured", "heatmap", "list_checkpoints",
            "measured_headlines", "predictor", "reap_jobs", "read_picture", "resolve_checkpoint", "sequence_images",
            "start_digit_map", "suspects", "sum_distribution", "test_split", "uncalibrated", "uncalibrated_table"]

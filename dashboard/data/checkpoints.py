@@ -87,3 +87,9 @@ def _uncalibrated(key: FileKey):
 def uncalibrated(path: Path):
     """The predictor's uncalibrated twin (T = 1, no interval margin)."""
     return _uncalibrated(file_key(path))
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def gpus() -> list[str]:
+    """The GPUs training runs may use (nvidia-smi's names), looked up every few minutes, not per rerun."""
+    return runs.detect_gpus()

@@ -25,11 +25,6 @@ REFRESH_S = 2.0  # live panel refresh while a run is queued or running
 SELECTED, COMPARE, NOTICE = "training_run", "training_compare", "training_notice"
 
 
-@st.cache_data(ttl=300, show_spinner=False)
-def gpus() -> list[str]:
-    return runs.detect_gpus()
-
-
 # ----------------------------------------------------------------------------------- launch form
 # Actions run in widget callbacks: a callback runs exactly once per click, before the script, so a
 # click is never lost to a rerun (a fragment's, say) and can set widget state.
@@ -54,7 +49,7 @@ def launch_from_form(base: dict, device_count: int) -> None:
 
 
 def launch_form() -> None:
-    presets, detected = runs.presets(), gpus()
+    presets, detected = runs.presets(), data.gpus()
     with st.expander("Launch a training run", expanded=not runs.list_runs(limit=1)):
         preset = st.selectbox("Preset", list(presets), key="train_preset",
                               help="smoke: a quick test (<1 min on the CPU); default: the shipped "
