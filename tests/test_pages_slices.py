@@ -17,6 +17,7 @@ from core import evaluate, load_predictor
 from core.evaluate import compare_slices, digit_disagreements, find_error_slices
 from dashboard import data, state
 from tests.test_pages import by_label, open_page, plotly, table
+from tests.test_slices import check_slices
 from tests.test_training_page import click, spawned, stage  # noqa: F401 - a fixture
 from tests.test_training_page import open_page as open_training
 
@@ -98,6 +99,8 @@ def test_slices_view_shows_the_slices_and_its_controls_recompute_them(env):
     assert list(shown.columns) == ["slice", "size", "held_out_size", "error_rate", "ci_low", "ci_high", "error_coverage",
                                    "p_value"]  # no seq_ids to the browser
     np.testing.assert_allclose(shown["ci_low"], expected["ci_low"])
+    s, df = current(at)  # and what it shows holds up by hand: rule texts, held-out rates, intervals, tests
+    check_slices(df, expected, suspects=data.suspects(s.checkpoint)["index"].to_numpy()[: s.suspect_k])
     assert any("Rates are held out" in c.value for c in at.caption)
     assert list(shown["slice"]) == list(expected["slice"]) and list(shown["size"]) == list(expected["size"])
     np.testing.assert_allclose(shown["error_rate"], expected["error_rate"])
@@ -138,7 +141,8 @@ def test_a_chosen_slice_filters_error_analysis_its_csv_and_the_inspector_until_c
     at.switch_page("views/inspector.py").run()  # no link: the slice's worst sequence
     assert not at.exception and len(notices(at)) == 1
     _, df = current(at)
-    worst_in_slice = int(evaluate.worst_sequences(df[df["seq_id"].isin(ids)], 1)["seq_id"].iloc[0])
+    inside = df[df["seq_id"].isin(ids)]
+    worst_in_slice = int(inside.loc[inside["abs_error"] == inside["abs_error"].max(), "seq_id"].iloc[0])
     assert at.query_params["index"] == str(worst_in_slice)
     by_label(at.button, "Next").click().run()
     after = [i for i in ids if i > worst_in_slice]

@@ -72,7 +72,7 @@ def test_temperature_fit_recovers_an_overconfident_softmax():
 
 def test_training_stores_a_calibration_that_lowers_val_nll(smoke_checkpoint):
     block = read_metadata(smoke_checkpoint)["calibration"]
-    assert block["fitted_on"] == "val"
+    assert block["fitted_on"] == "val_calib" and block["images"] == 2500  # val's calibration part, whole
     assert block["cnn_val_nll_after"] < block["cnn_val_nll_before"]
     assert block["head_val_nll_after"] < block["head_val_nll_before"]
     assert set(block["interval_margin"]) == {"10", "100", "1000"}

@@ -9,6 +9,9 @@ else cache/, gitignored): `logits-<checkpoint sha256[:24]>-<data checksum>-<spli
   meta    a JSON string: format version, the full checkpoint sha256, the data checksum, the split, n,
           and the sha256 of the logits' bytes.
 
+The parts of val (val_select, val_calib: core.data.splits.PARTS) have no files of their own: their
+logits are their rows of val's.
+
 Files are written atomically (core.io.savez_atomic) and load in milliseconds. A file that cannot be
 read, or whose key, shape, dtype or checksum does not match, is never trusted: `cached_logits` rebuilds
 it. Files are keyed by content, so a checkpoint rewritten at the same path gets a new file; deleting
@@ -28,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.data.splits import PARTS
 from core.io import savez_atomic
 from core.paths import cache_dir
 
@@ -114,7 +118,12 @@ def cached_array(checkpoint_hash: str, name: str, split: str, shape: tuple[int, 
 
 
 def load_logits(checkpoint_hash: str, split: str, n: int) -> np.ndarray | None:
-    """The cached raw logits, float32 (n, 10) and read-only, or None (see load_array)."""
+    """The cached raw logits, float32 (n, 10) and read-only, or None (see load_array). A part of a
+    split (core.data.splits.PARTS: val_select, val_calib) is read as its rows of the whole split's file."""
+    if split in PARTS:
+        whole, rows = PARTS[split]
+        found = load_logits(checkpoint_hash, whole, len(split_images(whole)))
+        return None if found is None or len(found[rows]) != n else found[rows]
     return load_array(checkpoint_hash, "logits", split, (n, 10))
 
 
@@ -127,6 +136,10 @@ def store_logits(checkpoint_hash: str, split: str, logits: np.ndarray) -> Path:
 
 def cached_logits(checkpoint_hash: str, split: str, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """The raw logits of every image of `split` for this checkpoint: from the cache, or compute(images)
-    (float32 (n, 10)) on a miss, stored for next time. Returned read-only."""
+    (float32 (n, 10)) on a miss, stored for next time. Returned read-only. A part of a split
+    (core.data.splits.PARTS) is its rows of the whole split's logits: one file, one CNN pass."""
+    if split in PARTS:
+        whole, rows = PARTS[split]
+        return cached_logits(checkpoint_hash, whole, compute)[rows]
     images = split_images(split)
     return cached_array(checkpoint_hash, "logits", split, (len(images), 10), lambda: compute(images))

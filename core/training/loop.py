@@ -1,8 +1,11 @@
 """The training loop: train() and the Trainer that runs the phases of phases.py in order.
 
-Model selection uses the val split only; the test split is never touched here. Reproducibility and
-resume: every step's randomness is a pure function of (seed, phase, epoch, step, rank), so a run
-resumed from resume.pt, even mid-epoch after SIGTERM, replays what an uninterrupted run would do.
+Model selection (each phase's epoch) uses val's selection part only, val_select = MNIST
+train[55000:57500]; the calibration fitted at the end uses its calibration part only, val_calib =
+train[57500:60000] (core.data.splits), so no image both chooses the model and calibrates it. The test
+split is never touched here. Reproducibility and resume: every step's randomness is a pure function of
+(seed, phase, epoch, step, rank), so a run resumed from resume.pt, even mid-epoch after SIGTERM,
+replays what an uninterrupted run would do.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.data.splits import SELECTION_SPLIT
 from core.io import atomic_write
 from core.model import DigitSumModel, final_sums
 from core.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -71,17 +75,18 @@ class Trainer:
         self.model = DigitSumModel(cfg.model_config()).to(self.device)
         if cfg.init_cnn:
             self._load_cnn(cfg.init_cnn)
-        # Data: seeded subsets of train and val, and fixed val sequences for the val MAE.
+        # Data: seeded subsets of train and of val's selection part (x_val: every val_* metric and every
+        # epoch choice), and fixed sequences of that part for the val MAE. Calibration reads val_calib.
         mnist = load_mnist()
         self.data_checksum = mnist_checksum(mnist)
         rng = np.random.default_rng(cfg.seed)
         x, y = split_arrays(mnist, "train")
         keep = np.sort(rng.permutation(len(x))[: cfg.train_subset]) if cfg.train_subset else slice(None)
         self.x_train, self.y_train = np.ascontiguousarray(x[keep]), torch.from_numpy(y[keep].astype(np.int64))
-        x, y = split_arrays(mnist, "val")
+        x, y = split_arrays(mnist, SELECTION_SPLIT)
         keep = np.sort(rng.permutation(len(x))[: cfg.val_subset]) if cfg.val_subset else slice(None)
         self.x_val, self.y_val = np.ascontiguousarray(x[keep]), torch.from_numpy(y[keep].astype(np.int64))
-        self.val_seqs = generate_sequences("val", cfg.val_sequences, (cfg.min_len, cfg.max_len),
+        self.val_seqs = generate_sequences(SELECTION_SPLIT, cfg.val_sequences, (cfg.min_len, cfg.max_len),
                                            seed=derive_seed(cfg.seed, 1), labels=self.y_val.numpy())
         # State that resume.pt carries: the next step to run, each phase's best epoch, the optimizer.
         self.pos = {"phase": 0, "epoch": 0, "step": 0}
@@ -220,18 +225,20 @@ class Trainer:
         return metrics
 
     def _calibration(self, metadata: dict) -> dict:
-        """Temperatures fitted on this run's val images (core.predict.temperature), on a CPU copy."""
+        """Temperatures and interval margins fitted on val_calib, the whole calibration part of val and
+        never the images that selected the epochs (core.training.fit_calibration), on a CPU copy."""
         from core.predict.predictor import Predictor
         from core.training.fit_calibration import fit
 
         predictor = Predictor(copy.deepcopy(self.model).cpu(), metadata, torch.device("cpu"))
-        return fit(predictor, self.x_val, self.y_val.numpy(), seed=self.cfg.seed)
+        return fit(predictor, seed=self.cfg.seed)
 
     def _metadata(self, metrics: dict) -> dict:
         cfg = self.cfg
         return {"model_config": cfg.model_config().to_dict(), "head": cfg.head,
                 "train_lengths": [cfg.min_len, cfg.max_len], "data_checksum": self.data_checksum,
-                "metrics": metrics, "preset": cfg.preset, "train_config": asdict(cfg),
+                "metrics": metrics, "selected_on": {"split": SELECTION_SPLIT, "images": len(self.x_val)},
+                "preset": cfg.preset, "train_config": asdict(cfg),
                 "code_version": code_version(), "torch_version": torch.__version__,
                 "device": self.device.type, "parameters": sum(p.numel() for p in self.model.parameters())}  # fmt: skip
 
