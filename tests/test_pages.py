@@ -332,3 +332,13 @@ def test_view_controls_survive_a_round_trip_through_other_views(env):
     assert filtered and [c.value for c in at.caption if "sequences match the filters" in c.value] == filtered
     at.switch_page("views/generator.py").run()
     assert by_label(at.number_input, "Length").value == 17
+
+
+def test_overview_says_which_figures_are_computed_without_the_suspect_images(env):
+    at = open_page("views/overview.py", eval_aside=True, eval_suspect_k=25)
+    labelled = [i.value for i in at.info if i.value.startswith("Computed without the 25 test images")]
+    assert len(labelled) == 2  # the sidebar set's figures and the calibration figures
+    assert any("Without the 25 most suspect test images." in c.value for c in at.caption)  # the by-length table
+    assert any("use every test image" in c.value for c in at.caption)  # the headline protocol does not set any aside
+    at = open_page("views/overview.py")
+    assert not [i for i in at.info if "Computed without" in i.value]

@@ -11,6 +11,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from core.data import load_mnist, split_arrays
+from core.data.splits import CALIBRATION_SPLIT, SELECTION_SPLIT
 from core.evaluate.reliability import digit_calibration, exact_at_coverage, sum_calibration
 from core.evaluate.tables import evaluation_sequences, evaluation_set
 from core.predict import sum_distribution as sd
@@ -30,9 +31,10 @@ def calibration_figures(predictor, per_length: int, seed: int) -> dict:
             "exact_at_90_length_10": exact_at_coverage(short, 0.9) if len(short) else None}
 
 
-def point_choices(predictor, per_length: int, seed: int, split: str = "val") -> dict:
+def point_choices(predictor, per_length: int, seed: int, split: str = SELECTION_SPLIT) -> dict:
     """MAE and exact-match by length for each point prediction: the head's own sum, or the mode or the
-    median of its sum distribution (same sequences, same distributions). The choice is made on val."""
+    median of its sum distribution (same sequences, same distributions). A choice, so it is made on
+    val's selection part."""
     images, labels = split_arrays(load_mnist(), split)
     seqs = evaluation_sequences(TRUST_LENGTHS, per_length, seed, split, labels)
     prediction = predictor.run_indexed(images, seqs.indices, seqs.lengths, split=split)
@@ -72,9 +74,9 @@ def _class_temperature_nll(logits, labels, fit_logits, fit_labels) -> float:
 
 
 def compare_calibrators(predictor) -> dict:
-    """2-fold cross-validated val NLL of one temperature vs one temperature per class (CNN logits)."""
-    labels = split_arrays(load_mnist(), "val")[1]
-    logits = predictor.split_logits("val")  # raw logits, from the checkpoint's disk cache
+    """2-fold cross-validated NLL on val's calibration part: one temperature vs one per class (CNN logits)."""
+    labels = split_arrays(load_mnist(), CALIBRATION_SPLIT)[1]
+    logits = predictor.split_logits(CALIBRATION_SPLIT)  # raw logits, rows of the disk cache's val file
     halves = np.arange(len(labels)) % 2 == 0
     single, per_class = [], []
     for fit_half in (halves, ~halves):

@@ -32,7 +32,7 @@ class TrainConfig:
     joint_batch: int = 32  # sequences per joint step
     joint_steps: int = 200
     train_subset: int = 0  # 0: the whole train split (55,000 images); else a seeded subset
-    val_subset: int = 0  # 0: the whole val split (5,000 images)
+    val_subset: int = 0  # 0: the whole selection part of val (val_select, 2,500 images)
     val_sequences: int = 2000  # val sequences (lengths min_len..max_len) for val MAE
     # The head learns from cached logits of the clean train images plus this many augmented views of
     # each: on clean train images the CNN is almost never wrong or unsure, so without harder views the

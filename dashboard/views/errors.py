@@ -143,7 +143,8 @@ FORMATS = {"pred_sum": st.column_config.NumberColumn("pred_sum", format="%.3f"),
            "abs_error": st.column_config.NumberColumn("abs_error", format="%.3f"), "inspect": LINK,
            "p_exact": st.column_config.NumberColumn("p_exact", format="%.3f"),
            "suspect label?": st.column_config.CheckboxColumn(
-               "suspect label?", help="Wrong, and every digit it misreads is a suspect label (Suspect labels view)")}
+               "suspect label?", help="Wrong, and every digit it misreads is a suspect label (Suspect labels view): "
+                                  "possibly the label")}
 if len(hits):
     st.dataframe(shown(evaluate.worst_sequences(hits, 200)),
                  hide_index=True, column_config=FORMATS, key="confusion_table", height=220)
@@ -160,7 +161,7 @@ st.caption("Largest absolute errors among the filtered sequences. Follow a row's
            "a row to open it here. " + (
                f"The {s.aside} most suspect images are set aside (sidebar): no sequence uses them." if s.aside else
                f"**{len(suspect_ids):,}** of the {n_wrong:,} wrong sequences misread only images among the "
-               f"{s.suspect_k} most suspect labels (suspect label?): the label, not the model, may be wrong."))
+               f"{s.suspect_k} most suspect labels (suspect label?): possibly the label."))
 picked = worst_table.selection.rows if worst_table else []
 if picked:
     seq_id = int(worst.iloc[picked[0]]["seq_id"])

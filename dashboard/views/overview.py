@@ -18,6 +18,8 @@ s = state.settings()
 predictor = state.require(s)
 meta = predictor.metadata or {}
 train = table_format.training_range(meta)
+aside_label = (f"Computed without the {s.aside} test images whose labels the model doubts most (sidebar: "
+               "Set suspect images aside). This is the model's upper bound, not a figure anyone vouched for.")
 
 st.title("Overview")
 st.caption(f"Checkpoint **{s.checkpoint_name}** · head `{meta.get('head')}` · preset "
@@ -31,6 +33,8 @@ measured = data.measured_headlines(s.checkpoint) if missing and data.headlines_m
 figures = headline_cards.headlines(from_benchmark, measured)
 
 st.subheader("Headline figures (test split)")
+if s.aside:  # the headline protocol always uses every test image; the figures below it do not
+    st.caption("These use every test image, whatever the sidebar's switch: they are the protocol's figures.")
 for row in (figures[:3], figures[3:]):
     for col, h in zip(st.columns(len(row)), row):
         col.metric(h.label, h.text, delta=h.delta, delta_color="inverse", help=h.source)
@@ -61,6 +65,8 @@ with left:
 # ----------------------------------------------------------------------------- this evaluation set
 with right:
     st.subheader("On the sidebar's evaluation set")
+    if s.aside:
+        st.info(aside_label, icon=":material/label_off:")
     table = state.sidebar_evaluation(s)
     total = evaluate.summary(table)
     c1, c2, c3 = st.columns(3)
@@ -79,10 +85,13 @@ st.dataframe(stats, hide_index=True, width="stretch", height=min(38 + 35 * len(s
                                                               format="percent"),
                  "digit_acc": st.column_config.NumberColumn("digit acc", format="percent")})
 st.caption("One row per length of the evaluation set; rows outside the training range show how "
-           "the head extrapolates. The Error analysis view breaks these down further.")
+           "the head extrapolates. The Error analysis view breaks these down further."
+           + (f" Without the {s.aside} most suspect test images." if s.aside else ""))
 
 # ----------------------------------------------------------------------------- trust
 st.subheader("Calibration (is the model's confidence honest?)")
+if s.aside:
+    st.info(aside_label, icon=":material/label_off:")
 digits = data.digit_calibration(s.checkpoint, s.aside)
 after = reliability.sum_calibration(table.rows)
 before = (reliability.sum_calibration(data.uncalibrated_table(s.checkpoint, s.lengths, s.per_length, s.seed,
