@@ -67,15 +67,19 @@ def warm(checkpoint: Path | None, log=print) -> None:
 def warm_dashboard(checkpoint: Path) -> None:
     """What the Overview computes on a first visit with the sidebar's defaults: the evaluation set
     (calibrated and not), the digit calibration and the suspect ranking, into dashboard.cache."""
-    from core.data.sequences import parse_lengths
-    from dashboard import data, state
+    import streamlit  # noqa: F401 - creates its loggers (at its own level) before they are quieted below
 
-    # Outside a running server Streamlit warns on every cached call that it has no runtime yet.
+    from core.data.sequences import parse_lengths
+
+    # Outside a running server Streamlit warns, at every cache's definition (the import below) and on
+    # every cached call, that it has no runtime yet: a newcomer would read that as breakage.
     quiet = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict) if name.startswith("streamlit")]
     levels = [logger.level for logger in quiet]
     for logger in quiet:
         logger.setLevel(logging.ERROR)
     try:
+        from dashboard import data, state
+
         d = state.DEFAULTS
         spec = (parse_lengths(d[state.LENGTHS]), d[state.PER_LENGTH], d[state.SEED])
         data.evaluation_table(checkpoint, *spec)
