@@ -290,7 +290,8 @@ def test_heatmap_has_one_row_per_length(results):
     cells = evaluate.by_length_and_sum(results, 20)
     fig = charts.heatmap_figure(cells, 20, "mae", "MAE")
     z = np.asarray(fig.data[0].z, dtype=float)
-    assert z.shape == (results["length"].nunique(), cells["sum_lo"].nunique())
+    span = (cells["sum_lo"].max() - cells["sum_lo"].min()) // 20 + 1  # every bucket in between, empty or not
+    assert z.shape == (results["length"].nunique(), span)
     assert fig.data[0].x[0] == "0-19"  # buckets are labelled by their inclusive sum range
 
 
@@ -333,3 +334,11 @@ def test_png_strip_is_a_valid_png():
     assert (width, height) == (3 * 32, 32)
     idat = data[data.index(b"IDAT") + 4:data.index(b"IEND") - 8]
     assert len(zlib.decompress(idat)) == height * (1 + 3 * width)
+
+
+def test_heatmap_keeps_empty_sum_buckets_as_blank_columns():
+    cells = pd.DataFrame({"length": [5, 5, 50], "sum_lo": [0, 40, 200], "n": [3, 4, 5], "mae": [0.1, 0.2, 0.3]})
+    fig = charts.heatmap_figure(cells, 20, "mae", "MAE")
+    assert list(fig.data[0].x) == [f"{lo}-{lo + 19}" for lo in range(0, 201, 20)]  # 11 columns, none skipped
+    z = np.asarray(fig.data[0].z, dtype=float)
+    assert z.shape == (2, 11) and np.isnan(z[0, 1]) and z[0, 2] == 0.2 and z[1, 10] == 0.3

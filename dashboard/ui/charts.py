@@ -59,14 +59,18 @@ def length_figure(stats: pd.DataFrame, train_range: tuple[int, int] | None) -> g
 def heatmap_figure(cells: pd.DataFrame, width: int, metric: str, label: str) -> go.Figure:
     """Length (rows) x true-sum bucket (columns) heatmap of `metric`; hover shows the count.
 
-    `cells` is core.evaluate.by_length_and_sum's long form (length, sum_lo, n, `metric`).
+    `cells` is core.evaluate.by_length_and_sum's long form (length, sum_lo, n, `metric`). Every bucket
+    from the lowest to the highest sum gets a column, so an empty bucket shows as a blank column rather
+    than the axis skipping it.
     """
-    grid = cells.assign(bucket=[f"{a}-{a + width - 1}" if width > 1 else str(a)
-                                for a in cells["sum_lo"]])
-    z = grid.pivot(index="length", columns="bucket", values=metric)
-    counts = grid.pivot(index="length", columns="bucket", values="n")
-    order = list(dict.fromkeys(grid.sort_values("sum_lo")["bucket"]))
-    z, counts = z.reindex(columns=order), counts.reindex(columns=order)
+    def name(lo: int) -> str:
+        return f"{lo}-{lo + width - 1}" if width > 1 else str(lo)
+
+    z = cells.pivot(index="length", columns="sum_lo", values=metric)
+    counts = cells.pivot(index="length", columns="sum_lo", values="n")
+    lows = range(int(cells["sum_lo"].min()), int(cells["sum_lo"].max()) + 1, int(width)) if len(cells) else []
+    z, counts = z.reindex(columns=list(lows)), counts.reindex(columns=list(lows))
+    order = [name(lo) for lo in lows]
     fig = go.Figure(go.Heatmap(
         z=z.values, x=order, y=[str(v) for v in z.index], customdata=counts.values,
         colorscale=SEQUENTIAL, colorbar_title=label, hoverongaps=False,

@@ -28,7 +28,9 @@ def reliability_figure(tables: dict[str, pd.DataFrame], eces: dict[str, float], 
             hovertemplate="confidence %{x:.1%}<br>" + what + " %{y:.1%}<br>n=%{customdata}<extra>" + side + "</extra>"))
     fig.update_xaxes(range=[-0.02, 1.02], tickformat=".0%", title_text="predicted probability (bin mean)")
     fig.update_yaxes(range=[-0.02, 1.02], tickformat=".0%", title_text=f"observed {what}")
-    fig.update_layout(height=380, margin=dict(t=10, b=10, l=10, r=10), legend=dict(orientation="h", y=1.12))
+    # The legend sits under the axis: above it, it covered the well-calibrated bins near 100%.
+    fig.update_layout(height=420, margin=dict(t=10, b=10, l=10, r=10),
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
     return fig
 
 

@@ -36,6 +36,9 @@ def select(index: int) -> None:
 
 
 # ----------------------------------------------------------------------------- the grid
+st.caption("Under each image: **given**, the label MNIST gives it; **read**, the digit the model reads instead; "
+           "**score**, the model's calibrated probability that the given label is wrong; **flagged**, cleanlab's "
+           "confident-learning verdict.")
 for start in range(0, len(top), COLUMNS_PER_ROW):
     for col, row in zip(st.columns(COLUMNS_PER_ROW), top.iloc[start:start + COLUMNS_PER_ROW].to_dict("records")):
         image = int(row["index"])
