@@ -12,7 +12,7 @@ import sys
 
 from core import load_predictor
 from core.constants import DEVICES
-from core.data import generate_sequences, load_mnist, split_arrays
+from core.data import generate_sequences, load_mnist, parse_digits, split_arrays
 from core.evaluate import evaluate_sequences
 from core.images import png_bytes, strip_image
 from core.model.checkpoint import CheckpointError
@@ -47,11 +47,10 @@ def main(argv=None) -> int:
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     try:
         sum_range = parse_range(args.sum_range) if args.sum_range else None
-        digits = None
-        if args.digits is not None:
-            if not args.digits.isdigit():
-                raise ValueError(f"--digits must be digits like 137, got {args.digits!r}")
-            digits = [int(c) for c in args.digits]
+        try:  # the dashboard's links read digit sets the same way
+            digits = parse_digits(args.digits) if args.digits is not None else None
+        except ValueError as exc:
+            raise ValueError(f"--digits: {exc}") from None
         images, labels = split_arrays(load_mnist(), "test")
         seqs = generate_sequences("test", 1, args.length, seed=seed, target_sum=args.target_sum,
                                   sum_range=sum_range, allowed_digits=digits, labels=labels)

@@ -9,7 +9,6 @@ import re
 import pytest
 
 from core.data import evaluation_sequences
-from core import evaluate
 from tests.test_browser import assert_clean, browser, server, settle, shoot  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

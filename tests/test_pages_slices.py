@@ -187,12 +187,10 @@ def test_comparison_lists_the_slices_that_differ_and_the_digits_one_reads_right(
     table_a = evaluate.evaluation_set(a, [1, 2, 3], 20, 0)
     table_b = evaluate.evaluation_set(b, [1, 2, 3], 20, 0)
     compared = compare_slices(table_a, table_b).head(10)
-    if compared.empty:
-        assert any("No slice of this set" in c.value for c in at.caption)
-    else:
-        [shown] = at.table
-        assert list(shown.value.index) == list(compared["slice"])
-        assert "seq_ids" not in shown.value.columns and "difference (B − A)" in shown.value.columns
+    assert not compared.empty  # two untrained models err differently
+    [shown] = at.table
+    assert list(shown.value.index) == list(compared["slice"])
+    assert "seq_ids" not in shown.value.columns and "difference (B − A)" in shown.value.columns
     digits = digit_disagreements(a, b)
     a_right = digits[digits["pred_a"] == digits["label"]]
     b_right = digits[digits["pred_b"] == digits["label"]]

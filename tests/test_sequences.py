@@ -157,3 +157,9 @@ def test_long_sequences_beyond_the_count_table_are_uniform_too(monkeypatch):
         assert_frequencies(np.bincount(seqs.digits[:, position], minlength=10) / draws, expected, draws)
     with pytest.raises(ValueError, match="single target sum"):
         generate_sequences("train", 5, 8, seed=13, sum_range=(10, 20), labels=RNG_LABELS)
+
+
+@pytest.mark.parametrize("sum_range", [(None, 10), (5, None), (1, 2, 3), "10-20", (1.5, 3)])
+def test_a_sum_range_that_is_not_two_integers_is_a_value_error(sum_range):
+    with pytest.raises(ValueError, match="sum_range must be a \\(lo, hi\\) pair of integers"):
+        generate_sequences("test", 1, 5, seed=0, sum_range=sum_range, labels=np.arange(100) % 10)
