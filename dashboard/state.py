@@ -35,7 +35,7 @@ MAX_SEQUENCES, MAX_DIGITS = 100_000, 2_000_000
 # that is not drawn on a run, unless its key is written back (then it is a plain session value). Their
 # widgets keep their `value=` defaults, so .streamlit/config.toml turns off the warning about a widget
 # with a default whose state was also written (global.disableWidgetStateDuplicationWarning).
-KEPT_CONTROLS = ("f_", "cm_true", "cm_pred", "heat_metric", "n_worst", "bucket_width_", "cal_threshold", "gen_",
+KEPT_CONTROLS = ("f_", "ea_chart", "cm_true", "cm_pred", "heat_metric", "n_worst", "bucket_width_", "cal_threshold", "gen_",
                  "slice_min_size", "slice_tolerance", "sus_k", "train_", "hw_source")
 
 

@@ -73,28 +73,39 @@ def wait_for_health(port: int, timeout: float = 300) -> None:
     raise RuntimeError(f"the dashboard did not answer on port {port} within {timeout:.0f} s")
 
 
+# __last stamps every change a person can see; __last_any also counts changes inside a <canvas>, whose
+# children are fallback content that browsers never draw (the data grid adds its accessibility table
+# there about 0.3 s after the grid itself is drawn).
 WATCH_JS = """() => {
     window.__clicked = performance.now();
-    window.__last = window.__clicked;
+    window.__last = window.__last_any = window.__clicked;
     window.__observer?.disconnect();
-    window.__observer = new MutationObserver(() => { window.__last = performance.now(); });
+    window.__observer = new MutationObserver((records) => {
+        const now = performance.now();
+        window.__last_any = now;
+        if (records.some((r) => !(r.target.closest ? r.target : r.target.parentElement)?.closest("canvas"))) {
+            window.__last = now;
+        }
+    });
     window.__observer.observe(document.body, {attributes: true, childList: true, subtree: true, characterData: true});
 }"""
 SETTLED_JS = """() => document.querySelector("[data-testid='stApp']").getAttribute("data-test-script-state") === "notRunning"
-    && performance.now() - window.__last > 400"""
+    && performance.now() - window.__last_any > 400"""
 
 
-def timed_rerun(page, action) -> float:
+def timed_rerun(page, action, invisible_too: bool = False) -> float:
     """Seconds from `action()` (a click) until the page stopped changing.
 
     A MutationObserver stamps every DOM change; once the app is idle and nothing has changed for
     0.4 s, the time of the last change is when the rerun finished rendering. This neither misses a
     fast rerun (React may batch its running/notRunning states into one) nor counts the quiet period.
+    Changes inside a <canvas> (never drawn) count only with `invisible_too`.
     """
     page.evaluate(WATCH_JS)
     action()
     page.wait_for_function(SETTLED_JS, timeout=120_000, polling=20)
-    return page.evaluate("() => (window.__last - window.__clicked) / 1000")
+    last = "__last_any" if invisible_too else "__last"
+    return page.evaluate(f"() => (window.{last} - window.__clicked) / 1000")
 
 
 def time_headlines(checkpoint: Path, scratch: Path) -> dict[str, float]:
@@ -176,14 +187,18 @@ def time_dashboard() -> dict[str, float]:
             page.wait_for_selector(IDLE, timeout=120_000)
             timings["health -> first overview render"] = time.perf_counter() - healthy
 
-            def visit(name):
-                return timed_rerun(page, lambda: page.locator(NAV, has_text=name).first.click())
+            def visit(name, invisible_too=False):
+                return timed_rerun(page, lambda: page.locator(NAV, has_text=name).first.click(), invisible_too)
 
             for visit_kind in ("first visit", "cached"):  # the first round fills the caches
                 here = "Overview"
                 for name in PAGES:
                     timings[f"click {here} -> {name} ({visit_kind})"] = visit(name)
                     here = name
+            here = "Overview"
+            for name in PAGES:  # the same clicks, counting the canvas fallback a person never sees
+                timings[f"click {here} -> {name} (cached, counting invisible canvas content)"] = visit(name, True)
+                here = name
             visit("Error analysis")
             toggle = page.get_by_text("Errors only").first
             for label in ("filter change: errors only on (first)", "filter change: errors only off (cached)",

@@ -359,3 +359,16 @@ def test_headlines_count_as_measured_only_while_they_are_held(monkeypatch, tmp_p
         assert evaluation.headlines_measured(path)
     assert not evaluation.headlines_measured(paths[0])  # evicted: the marker went with the figures
     assert all(evaluation.headlines_measured(p) for p in paths[1:])
+
+
+def test_error_analysis_draws_only_the_chosen_chart(env):
+    at = open_page("views/errors.py")
+    keys = lambda: sorted((c.proto.id or "").rsplit("-", 1)[-1] for c in at.get("plotly_chart"))  # noqa: E731
+    assert len(at.get("plotly_chart")) == 2 and plotly(at, "heatmap")  # by length + the default chart
+    for choice, key in (("Error histogram", "histogram"), ("Predicted vs true", "pred_vs_true"),
+                        ("Digit confusion", "confusion")):
+        by_label(at.radio, "Chart").set_value(choice).run()
+        assert not at.exception and len(at.get("plotly_chart")) == 2 and plotly(at, key), keys()
+    at.switch_page("views/overview.py").run()
+    at.switch_page("views/errors.py").run()
+    assert by_label(at.radio, "Chart").value == "Digit confusion"  # kept across views

@@ -67,10 +67,13 @@ st.caption("Mean absolute error (left) and share of sequences whose rounded pred
            "right (right) per length; the green band is the training range, lengths beyond it "
            "show extrapolation.")
 
-# ----------------------------------------------------------------------------- heatmap + histogram
-left, right = st.columns(2)
-with left:
-    h1, h2 = st.columns(2)
+# ----------------------------------------------------------------------------- one chart at a time
+# Only the chosen chart is built and drawn: each plotly chart costs the browser about 0.1 s to draw.
+CHARTS = ["Length × sum heatmap", "Error histogram", "Predicted vs true", "Digit confusion"]
+chart = st.radio("Chart", CHARTS, horizontal=True, key="ea_chart", label_visibility="collapsed")
+cm = figures["cm"]
+if chart == CHARTS[0]:
+    h1, h2, _ = st.columns([1, 1, 2])
     suggested = table_format.nice_bucket_width(max_sum)  # ~10-40 columns whatever the lengths
     width = h1.number_input("Sum bucket width", min_value=1, max_value=1000, value=suggested,
                             key=f"bucket_width_{suggested}")
@@ -78,21 +81,17 @@ with left:
                       format_func={"mae": "MAE", "error_rate": "error rate"}.get)
     label = "MAE" if metric == "mae" else "error rate"
     st.plotly_chart(data.heatmap(set_key, view, int(width), metric, label), key="heatmap")
-    st.caption(f"{label} for each length × true-sum bucket; brighter cells are worse. Hover for "
-               "the number of sequences behind a cell.")
-with right:
+    st.caption(f"{label} for each length × true-sum bucket; brighter cells are worse, a blank column is a "
+               "sum range no sequence of the filter has. Hover for the number of sequences behind a cell.")
+elif chart == CHARTS[1]:
     st.plotly_chart(figures["histogram"], key="histogram")
     st.caption("Signed error (predicted − true). Bars between the dashed lines at ±0.5 still round "
                "to the right sum; a shifted centre means the model is biased.")
-
-# ----------------------------------------------------------------------------- scatter + confusion
-left, right = st.columns(2)
-with left:
+elif chart == CHARTS[2]:
     st.plotly_chart(figures["pred_vs_true"], key="pred_vs_true")
-    st.caption("Each sequence's predicted against true sum; points off the dotted diagonal are "
-               "errors. With many sequences the chart switches to a density grid.")
-with right:
-    cm = figures["cm"]
+    st.caption("Each sequence's predicted against true sum; points off the dotted diagonal are errors. Beyond "
+               "1,000 sequences the right ones become a density grid and the wrong ones stay red points.")
+else:
     event = st.plotly_chart(figures["confusion"], key="confusion", on_select="rerun", selection_mode="points")
     st.caption("How the CNN read every digit image (rows: true, columns: predicted; diagonal "
                "blanked). Click a cell, or pick digits below, to list the sequences affected.")
