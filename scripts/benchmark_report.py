@@ -49,6 +49,21 @@ TRIED = [
     "its time in the browser drawing five charts and two tables.",
 ]
 
+# Issue 16: clicks measured in headless chromium with caches warm (scripts/dashboard_timing.py).
+DASHBOARD_TARGETS = {"slowest cached click between views": ("<=", 0.6),
+                     "slowest filter change on 20,000 sequences (lengths 1-100)": ("<=", 1.0)}
+
+
+def dashboard_rows(timings: dict) -> list[tuple[str, float, str, float, bool]]:
+    """The dashboard's targets from its timings: the slowest cached click (what a person sees) and the
+    slowest filter change on the 20,000-sequence set."""
+    worst = {"slowest cached click between views": max(
+                 (v for k, v in timings.items() if k.startswith("click") and k.endswith("(cached)")), default=None),
+             "slowest filter change on 20,000 sequences (lengths 1-100)": max(
+                 (v for k, v in timings.items() if k.startswith("20,000 sequences: filter change")), default=None)}
+    return [(name, value, *DASHBOARD_TARGETS[name], meets(*DASHBOARD_TARGETS[name], value))
+            for name, value in worst.items() if value is not None]
+
 
 
 
@@ -121,7 +136,14 @@ def render_markdown(report: dict) -> str:
     if report.get("notes"):
         out += ["", "## Notes", ""] + [f"- {note}" for note in report["notes"]]
     if report.get("dashboard"):
-        out += ["", "## Dashboard timings (headless chromium, same machine)", "", "| measurement | seconds |", "|---|---:|"]
+        out += ["", "## Dashboard timings (headless chromium, same machine)", "",
+                "A click is timed from the click to the last DOM change a person can see, once the app is idle. "
+                "The rows marked 'counting invisible canvas content' also count changes inside a <canvas>: the "
+                "data grid adds an accessibility table there about 0.3 s after it has drawn.", "",
+                "| target | measured | bound | met |", "|---|---:|---:|:---:|"]
+        out += [f"| {name} | {value:.2f} s | {op} {bound} s | {'yes' if ok else 'NO'} |"
+                for name, value, op, bound, ok in dashboard_rows(report["dashboard"])]
+        out += ["", "| measurement | seconds |", "|---|---:|"]
         out += [f"| {name} | {seconds:.2f} |" for name, seconds in report["dashboard"].items()]
     return "\n".join(out) + "\n"
 
@@ -142,7 +164,7 @@ def trust_markdown(report: dict) -> list[str]:
         cal = trust["calibration"]
         d_before, d_after = cal["digits"]["before"], cal["digits"]["after"]
         out += ["", f"## Trust: `{r['head']}`", "",
-                "Temperatures are fitted on val (MNIST train[55000:]); every figure below is on test images.", "",
+                "Temperatures and interval margins are fitted on val_calib (MNIST train[57500:60000]); every figure below is on test images.", "",
                 "| digits (10,000 test images) | ECE | NLL | Brier | accuracy |", "|---|---:|---:|---:|---:|",
                 f"| before calibration | {_f(d_before['ece'])} | {_f(d_before['nll'])} | {_f(d_before['brier'])} | "
                 f"{_f(d_before['accuracy'])} |",
@@ -162,7 +184,7 @@ def trust_markdown(report: dict) -> list[str]:
                 + f". Exact-match on the 90% most confident length-10 sequences: {_f(cal['exact_at_90_length_10'])}."]
         if trust.get("points"):
             lengths = sorted(next(iter(trust["points"].values())))
-            out += ["", "Point prediction on val sequences (the head's own sum, or the mode or median of its "
+            out += ["", "Point prediction on val_select sequences (the head's own sum, or the mode or median of its "
                     "distribution; exact-match decides beyond its standard error, else the head's own sum):", "",
                     "| point | " + " | ".join(f"MAE at {n} | exact at {n}" for n in lengths) + " |",
                     "|---|" + "---:|---:|" * len(lengths)]
@@ -171,7 +193,7 @@ def trust_markdown(report: dict) -> list[str]:
                                                        for n in lengths) + " |")
         if trust.get("calibrators"):
             c = trust["calibrators"]
-            out += ["", f"Calibrators, 2-fold cross-validated val NLL of the CNN: uncalibrated {_f(c['uncalibrated'])}, one "
+            out += ["", f"Calibrators, 2-fold cross-validated val_calib NLL of the CNN: uncalibrated {_f(c['uncalibrated'])}, one "
                     f"temperature {_f(c['temperature'])}, one temperature per class {_f(c['per_class_temperature'])}."]
         if trust.get("cost"):
             out += ["", f"Cost of the sum distribution: {trust['cost']['20000x10']:.2f} s for 20,000 length-10 sequences, "

@@ -76,3 +76,13 @@ def test_robustness_probe_renders_every_corruption_and_flags_missed_targets(smok
     verdicts = {key: ok for key, _, _, _, ok in probe_rows(probes)}
     assert verdicts["map_seconds_cold"] is False and verdicts["map_knn_agreement"] is True  # 75 s > 60 s
     assert "| map_seconds_cold | 75.0000 | <= 60.0 | NO |" in markdown
+
+
+def test_dashboard_targets_are_read_from_the_timings():
+    from scripts.benchmark_report import dashboard_rows
+
+    timings = {"click Overview -> Slices (cached)": 0.5, "click Slices -> Overview (cached)": 0.7,
+               "click Overview -> Slices (first visit)": 3.0, "20,000 sequences: filter change, errors only on": 0.9}
+    rows = {name: (value, ok) for name, value, _, _, ok in dashboard_rows(timings)}
+    assert rows == {"slowest cached click between views": (0.7, False),
+                    "slowest filter change on 20,000 sequences (lengths 1-100)": (0.9, True)}
