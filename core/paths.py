@@ -40,6 +40,17 @@ def collection_dir() -> Path:
     return Path(os.environ.get("DIGITSUM_COLLECTION_DIR") or REPO_ROOT / "collection")
 
 
+def decisions_dir() -> Path:
+    """A person's label decisions (core.data.decisions): $DIGITSUM_DECISIONS_DIR, else decisions/ (gitignored)."""
+    return Path(os.environ.get("DIGITSUM_DECISIONS_DIR") or REPO_ROOT / "decisions")
+
+
+def user_dir() -> Path:
+    """The user's own settings, such as which model is the active default (core.promotion): $DIGITSUM_USER_DIR,
+    else user/ (gitignored). Never a shipped file."""
+    return Path(os.environ.get("DIGITSUM_USER_DIR") or REPO_ROOT / "user")
+
+
 def code_version() -> str:
     """The package version plus the git commit, when the code runs from a checkout (stored in checkpoints)."""
     try:
