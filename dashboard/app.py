@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import streamlit as st  # noqa: E402
 
+from core import promotion  # noqa: E402
 from dashboard import data, state  # noqa: E402
 
 # A local favicon: a :material/ page icon would be fetched from Google's font servers on every page.
@@ -46,7 +47,8 @@ def sidebar() -> None:
         st.warning(notice, icon=":material/link_off:")
     with st.sidebar:
         st.selectbox("Checkpoint", list(checkpoints), key=state.CKPT,
-                     help="Every *.pt in the checkpoint folder, plus finished training runs.")
+                     help="The active default, every *.pt in the checkpoint folder, plus finished training runs.")
+        active_default(checkpoints.get(st.session_state.get(state.CKPT)))
         st.caption("Evaluation set (test split)")
         st.text_input("Lengths", key=state.LENGTHS, help="Comma-separated lengths and ranges, "
                       "e.g. 1-10,20,50,100. Lengths beyond training show extrapolation.")
@@ -60,6 +62,34 @@ def sidebar() -> None:
         st.number_input("Suspects (k)", min_value=1, max_value=state.MAX_SUSPECT_K, step=10, key=state.SUSPECT_K,
                         help="How many of the most suspect test images count as suspects: Error analysis marks "
                              "them, and the switch above sets them aside.")
+
+
+PROMOTION_NOTICE = "_promotion_notice"  # the error of the last Make default, shown once under the buttons
+
+
+def change_default(change, *args) -> None:
+    """A button's callback: promote or go back; a refusal (say, a file changed on disk) is kept to show."""
+    try:
+        change(*args)
+    except (ValueError, OSError) as exc:
+        st.session_state[PROMOTION_NOTICE] = f"Not changed: {exc}"
+
+
+def active_default(selected) -> None:
+    """Which model the dashboard and the scripts use by default, and where it came from; Make default for
+    the selected checkpoint, or back to the shipped one (the shipped one's own Make default, in effect)."""
+    active = promotion.active_default()
+    since = f" (since {active.since})" if active.since else ""
+    st.caption(f"Active default: {data.display_name(active.path)} — {active.origin}{since}")
+    if selected is not None and selected.resolve() not in (active.path.resolve(), promotion.shipped_default().resolve()):
+        st.button("Make default", key="make_default", on_click=change_default, args=(promotion.promote, selected),
+                  help="The model the dashboard opens on and scripts.serve, evaluate and generate use. "
+                       "Stored as a pointer in your user folder: no shipped file changes.")
+    if not active.shipped:
+        st.button("Back to the shipped default", key="back_to_shipped", on_click=change_default,
+                  args=(promotion.reset_to_shipped,))
+    if notice := st.session_state.pop(PROMOTION_NOTICE, None):
+        st.error(notice)
 
 
 page = st.navigation(PAGES)

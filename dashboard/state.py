@@ -23,7 +23,8 @@ from dashboard import data, links
 # Session-state keys of the sidebar's shared controls, and their defaults.
 CKPT, LENGTHS, PER_LENGTH, SEED = "ckpt", "eval_lengths", "eval_per_length", "eval_seed"
 ASIDE, SUSPECT_K = "eval_aside", "eval_suspect_k"  # the switch, and how many suspects it sets aside
-DEFAULTS = {LENGTHS: "1-10,20,50,100", PER_LENGTH: 100, SEED: 0, ASIDE: False, SUSPECT_K: DEFAULT_SUSPECT_K}
+DECIDED = "eval_decided"  # "Apply my label decisions": the set is built with a person's decided labels
+DEFAULTS = {LENGTHS: "1-10,20,50,100", PER_LENGTH: 100, SEED: 0, ASIDE: False, SUSPECT_K: DEFAULT_SUSPECT_K, DECIDED: False}
 SEEDED = "_seeded_from_url"
 P_EXACT_REQUEST = "_p_exact_below_request"  # Calibration -> Error analysis: filter p_exact below this
 MAX_PER_LENGTH, MAX_SEED, MAX_SUSPECT_K = 5000, 2**31 - 1, 1000
@@ -129,6 +130,7 @@ class Settings:
     problem: str | None  # a message for the view when the settings cannot be used
     suspect_k: int = DEFAULTS[SUSPECT_K]  # how many of the most suspect images count as suspects
     aside: int = 0  # the evaluation set is built without the `aside` most suspect images (0: all used)
+    decided: bool = False  # the evaluation set uses the person's label decisions (relabelled, excluded)
 
 
 def read_settings(session: Mapping, checkpoints: Mapping[str, Path], folder: str = "checkpoints") -> Settings:
@@ -147,7 +149,7 @@ def read_settings(session: Mapping, checkpoints: Mapping[str, Path], folder: str
         problem = f"No checkpoint found in {folder}/. Train one with `python -m scripts.train --preset default --out checkpoints/default.pt`."
     suspect_k = min(max(int(session.get(SUSPECT_K, DEFAULTS[SUSPECT_K])), 1), MAX_SUSPECT_K)
     return Settings(path, name if path else None, lengths, per_length, int(session.get(SEED, DEFAULTS[SEED])), problem,
-                    suspect_k, suspect_k if session.get(ASIDE) else 0)
+                    suspect_k, suspect_k if session.get(ASIDE) else 0, bool(session.get(DECIDED)))
 
 
 def settings() -> Settings:
@@ -171,7 +173,7 @@ def require(s: Settings):
 def sidebar_evaluation(s: Settings) -> EvalTable:
     """The sidebar's evaluation table, or the view stops with the reason (never a traceback)."""
     try:
-        return data.evaluation_table(s.checkpoint, s.lengths, s.per_length, s.seed, s.aside)
+        return data.evaluation_table(s.checkpoint, s.lengths, s.per_length, s.seed, s.aside, s.decided)
     except Exception as exc:  # noqa: BLE001 - e.g. a checkpoint replaced by a broken file
         st.error(f"Cannot evaluate {s.checkpoint_name}: {exc}")
         st.stop()
@@ -197,8 +199,10 @@ SLICE, SLICE_WIDGETS = "eval_slice", "_slice_widgets"  # the slice; a counter th
 
 def set_key(s: Settings) -> tuple:
     """The evaluation set's identity, which a slice's seq_ids and cached figures refer to: the checkpoint's
-    file version (a rewrite at the same path changes the suspect ranking, so the set) and the set's spec."""
-    return data.file_key(s.checkpoint), tuple(s.lengths), s.per_length, s.seed, s.aside
+    file version (a rewrite at the same path changes the suspect ranking, so the set), the set's spec and,
+    when decisions apply, the decision log's version (a new decision changes the truth)."""
+    decided = data.decisions_version("test") if s.decided else False
+    return data.file_key(s.checkpoint), tuple(s.lengths), s.per_length, s.seed, s.aside, decided
 
 
 def choose_slice(session: MutableMapping, s: Settings, rule: str, seq_ids) -> None:

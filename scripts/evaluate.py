@@ -9,7 +9,7 @@ import json
 import sys
 import time
 
-from core import load_predictor
+from core import load_predictor, promotion
 from core.constants import DEVICES
 from core.data import parse_lengths
 from core.evaluate import by_length, evaluation_set, summary
@@ -28,7 +28,8 @@ def markdown_table(stats) -> str:
 
 def main(argv=None) -> int:
     parser = Parser(prog="python -m scripts.evaluate", description="Evaluate a checkpoint on random sequences of MNIST test images.")
-    parser.add_argument("--checkpoint", default="checkpoints/default.pt", help="checkpoint file to evaluate")
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint file to evaluate (default: the active default, see `python -m scripts.runs promote`)")
     parser.add_argument("--lengths", default="1-10,20,50,100,1000", help="sequence lengths, e.g. '1-10,20,100'")
     parser.add_argument("--count", type=int, default=1000, help="sequences per length")
     parser.add_argument("--seed", type=int_in(0), default=0, help="seed of the sequence generator")
@@ -36,6 +37,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=DEFAULT_OUT, help="output prefix: writes PREFIX.json and PREFIX.md")
     args = parser.parse_args(argv)
     out = output_prefix(parser, args.out)
+    args.checkpoint, source = promotion.cli_checkpoint(args.checkpoint)
     try:
         lengths = parse_lengths(args.lengths)
         if args.count < 1:
@@ -54,6 +56,7 @@ def main(argv=None) -> int:
     title = f"# Evaluation of {args.checkpoint}\n\n{args.count} test sequences per length, seed {args.seed}, {seconds:.1f} s.\n\n"
     write_outputs(parser, {out.with_suffix(".json"): json.dumps(report, indent=2).encode(),
                            out.with_suffix(".md"): (title + markdown_table(stats) + "\n").encode()})
+    print(f"checkpoint {args.checkpoint} ({source})")
     print(markdown_table(stats))
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
     return 0

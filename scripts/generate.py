@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-from core import load_predictor
+from core import load_predictor, promotion
 from core.constants import DEVICES
 from core.data import generate_sequences, load_mnist, parse_digits, split_arrays
 from core.evaluate import evaluate_sequences
@@ -31,7 +31,8 @@ def parse_range(text: str) -> tuple[int, int]:
 def main(argv=None) -> int:
     parser = Parser(prog="python -m scripts.generate",
                     description="Generate a digit sequence from MNIST test images and predict its sum.")
-    parser.add_argument("--checkpoint", default="checkpoints/default.pt", help="checkpoint to predict with")
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint to predict with (default: the active default, see `python -m scripts.runs promote`)")
     parser.add_argument("--length", type=int, default=10, help="number of digits (1..5000)")
     parser.add_argument("--seed", type=int_in(0), default=None, help="seed (default: a new random one, printed)")
     parser.add_argument("--target-sum", type=int, help="exact sum the sequence must have")
@@ -43,6 +44,7 @@ def main(argv=None) -> int:
     if not 1 <= args.length <= 5000:
         parser.error(f"--length must be in 1..5000, got {args.length}")
     out = output_prefix(parser, args.out)
+    args.checkpoint, source = promotion.cli_checkpoint(args.checkpoint)
 
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     try:
@@ -69,6 +71,7 @@ def main(argv=None) -> int:
     }
     write_outputs(parser, {out.with_suffix(".png"): png_bytes(strip_image(images[row.indices], wrong)),
                            out.with_suffix(".json"): json.dumps(record, indent=2).encode()})
+    print(f"checkpoint {args.checkpoint} ({source})")
     print(f"seed {seed}: true sum {record['true_sum']}, predicted {record['pred_sum']:.3f} "
           f"(rounded {record['pred_rounded']}), {sum(wrong)} misread digit(s)")
     print(f"wrote {out.with_suffix('.png')} and {out.with_suffix('.json')}")

@@ -8,6 +8,8 @@ page calls the same functions).
     python -m scripts.runs cancel RUN_ID [--grace 30] [--no-wait]   # waits unless --no-wait
     python -m scripts.runs resume RUN_ID        # same id, continues from its last saved epoch
     python -m scripts.runs wait RUN_ID [--timeout 600]   # exit 0 only if it succeeded
+    python -m scripts.runs promote RUN_ID|PATH  # the active default of the dashboard and the scripts
+    python -m scripts.runs promote --shipped    # back to the shipped checkpoints/default.pt
 
 Runs keep going after this command exits: a detached supervisor per device starts queued runs
 and records how each one ended. Bad input prints one clear line and exits 2 (no traceback).
@@ -19,6 +21,7 @@ import json
 import os
 import sys
 
+from core import promotion  # light: it imports torch only when it checks a checkpoint
 from core.runs import api as runs
 from scripts.cli import Parser
 
@@ -54,6 +57,9 @@ def build_parser(trainer_flags: bool = True) -> argparse.ArgumentParser:
     p = sub.add_parser("wait", help="block until a run ends; exit 0 only if it succeeded")
     p.add_argument("run_id")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds (default 3600)")
+    p = sub.add_parser("promote", help="make a succeeded run's (or any) checkpoint the active default")
+    p.add_argument("target", nargs="?", metavar="RUN_ID|PATH", help="a succeeded run's id, or a checkpoint file")
+    p.add_argument("--shipped", action="store_true", help="go back to the shipped default")
     return parser
 
 
@@ -140,6 +146,11 @@ def run_command(args) -> int:
         run = runs.wait(args.run_id, timeout=args.timeout)  # its reads restart a queue nobody serves
         print(f"run {run.id}: {run.status}" + (f"\n{run.error}" if run.error else ""))
         return 0 if run.status == "succeeded" else 1
+    elif args.command == "promote":
+        if args.shipped == (args.target is not None):
+            raise ValueError("promote expects either RUN_ID|PATH or --shipped")
+        active = promotion.reset_to_shipped() if args.shipped else promotion.promote(args.target)
+        print(f"active default: {promotion.shown(active.path)} ({active.origin})")
     return 0
 
 

@@ -3,11 +3,11 @@
     python -m scripts.serve [--host 127.0.0.1] [--port 8501] [--checkpoint PATH] [--no-warm]
 
 Before the server starts, this process imports torch, core and the dashboard's libraries, loads MNIST
-and fills the default checkpoint's disk cache of CNN logits for test and val (core.predict.cache), so
-the dashboard's first render pays neither for the imports nor for a CNN pass. It also fills the
-dashboard's own in-memory caches (dashboard.cache) for the default view: Streamlit keeps st.cache_*
-entries per process, so the server started next finds them. Then it starts Streamlit exactly as
-`streamlit run dashboard/app.py` does (streamlit.web.cli), headless, on HOST:PORT.
+and fills the active default checkpoint's (core.promotion) disk cache of CNN logits for test and val
+(core.predict.cache), so the dashboard's first render pays neither for the imports nor for a CNN pass.
+It also fills the dashboard's own in-memory caches (dashboard.cache) for the default view: Streamlit
+keeps st.cache_* entries per process, so the server started next finds them. Then it starts Streamlit
+exactly as `streamlit run dashboard/app.py` does (streamlit.web.cli), headless, on HOST:PORT.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from core import paths
+from core import promotion
 from core.paths import REPO_ROOT
 from scripts.cli import Parser, int_in
 
@@ -28,11 +28,6 @@ PRELOAD = ("torch", "numpy", "pandas", "scipy.optimize", "altair", "plotly.graph
            "cleanlab.filter", "cleanlab.rank", "core.data", "core.evaluate", "core.evaluate.reliability",
            "core.evaluate.label_issues", "core.predict", "core.runs")
 WARM_SPLITS = ("test", "val")
-
-
-def default_checkpoint() -> Path:
-    """The dashboard's default checkpoint: default.pt in its checkpoint folder ($DIGITSUM_CHECKPOINT_DIR)."""
-    return paths.checkpoint_dir() / "default.pt"
 
 
 def warm(checkpoint: Path | None, log=print) -> None:
@@ -96,11 +91,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int_in(1, 65535), default=8501, help="port to serve on (default 8501)")
     parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="checkpoint whose logits cache to warm (default: default.pt in the checkpoint folder)")
+                        help="checkpoint whose logits cache to warm (default: the active default, "
+                             "see `python -m scripts.runs promote`)")
     parser.add_argument("--no-warm", action="store_true", help="start the server at once, without warming up")
     args = parser.parse_args(argv)
     if not args.no_warm:
-        warm(args.checkpoint or default_checkpoint())
+        checkpoint, source = promotion.cli_checkpoint(args.checkpoint)
+        print(f"serve: checkpoint {checkpoint} ({source})")
+        warm(Path(checkpoint))
 
     from streamlit.web import cli
 

@@ -32,6 +32,16 @@ def private_cache_dir(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_user_data(tmp_path_factory) -> Path:
+    """Label decisions and the active-default pointer of every test live in a temp folder: a developer's
+    own decisions/ and user/ never change what a test sees, and no test writes there."""
+    folder = tmp_path_factory.mktemp("user_data")
+    os.environ["DIGITSUM_DECISIONS_DIR"] = str(folder / "decisions")
+    os.environ["DIGITSUM_USER_DIR"] = str(folder / "user")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> Path:
     """A folder holding smoke.pt (the checkpoint), run/ (metrics.jsonl, resume.pt) and log.txt."""

@@ -112,7 +112,7 @@ def test_overview_shows_measured_headlines(env, monkeypatch):
     monkeypatch.setitem(evaluate.HEADLINE_EXTRAPOLATION, 100, 5)  # the dict core.evaluate reads
     monkeypatch.setitem(evaluate.HEADLINE_EXTRAPOLATION, 1000, 2)
     measured, real = [], evaluate.headline_figures  # what core.evaluate returned to the dashboard
-    monkeypatch.setattr(evaluate, "headline_figures", lambda p: measured.append(real(p)) or measured[-1])
+    monkeypatch.setattr(evaluate, "headline_figures", lambda p, **kw: measured.append(real(p, **kw)) or measured[-1])
     evaluation._Headlines.measured.clear()
     at = open_page("views/overview.py")
     # No benchmark covers this copy of the model: every figure is missing until measured.
@@ -348,7 +348,7 @@ def test_headlines_count_as_measured_only_while_they_are_held(monkeypatch, tmp_p
     from core import evaluate
     from dashboard.data import evaluation
 
-    monkeypatch.setattr(evaluate, "headline_figures", lambda predictor: {"protocol_mae": 0.5})
+    monkeypatch.setattr(evaluate, "headline_figures", lambda predictor, **kw: {"protocol_mae": 0.5})
     monkeypatch.setattr(evaluation, "_predictor", lambda key: None)
     evaluation._Headlines.measured.clear()
     paths = [tmp_path / f"m{i}.pt" for i in range(evaluation._Headlines.keep + 1)]

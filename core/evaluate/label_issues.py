@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core.evaluate.tables import evaluation_truth
+
 COLUMNS = ["index", "given", "suggested", "score", "flagged"]
 
 
@@ -32,19 +34,29 @@ def label_scores(probs: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
 
 
 def suspect_labels(predictor, split: str = "test", images: np.ndarray | None = None,
-                   labels: np.ndarray | None = None) -> pd.DataFrame:
+                   labels: np.ndarray | None = None, decisions: bool = False) -> pd.DataFrame:
     """Every image of `split` (or of the given images and labels), most suspect first, with columns
     index (the image's index in the split), given, suggested (the model's reading), score (1 - cleanlab's
     self-confidence label quality: the calibrated probability that the given label is wrong) and
-    flagged (cleanlab's confident-learning verdict, which is stricter than score > 0.5)."""
-    from core.data import load_mnist, split_arrays
+    flagged (cleanlab's confident-learning verdict, which is stricter than score > 0.5).
+    decisions: the whole split with a person's label decisions applied: a relabelled image is judged
+    by its decided label (given), an excluded one is left out."""
     from core.predict.temperature import softmax
 
+    if images is not None and decisions:
+        raise ValueError("decisions apply to a whole split: give no images and labels with decisions=True")
+    keep = None
     if images is None:  # the whole split: its raw logits from the checkpoint's disk cache
-        labels = split_arrays(load_mnist(), split)[1]
+        labels, excluded = evaluation_truth(split, decisions=decisions)
         logits = predictor.split_logits(split)
+        if excluded is not None and len(excluded):
+            keep = np.ones(len(labels), bool)
+            keep[excluded] = False
+            labels, logits = labels[keep], logits[keep]
     else:
         logits = predictor.cnn_logits(images).numpy()
     probs = softmax(logits, predictor.cnn_temperature)
     table = label_scores(probs, labels)
+    if keep is not None:  # back to indices into the split (an increasing map: the order holds)
+        table["index"] = np.flatnonzero(keep)[table["index"].to_numpy()]
     return table[COLUMNS]

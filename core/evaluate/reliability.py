@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core.evaluate.tables import rows_of
+from core.evaluate.tables import evaluation_truth, rows_of
 from core.predict.temperature import nll, softmax
 
 ECE_BINS = 15
@@ -47,12 +47,12 @@ def digit_metrics(logits: np.ndarray, labels: np.ndarray, temperature: float = 1
             "accuracy": float((probs.argmax(axis=1) == labels).mean())}
 
 
-def digit_calibration(predictor, split: str = "test", exclude=None, tables: bool = False) -> dict:
+def digit_calibration(predictor, split: str = "test", exclude=None, tables: bool = False,
+                      decisions: bool = False) -> dict:
     """digit_metrics of the predictor's CNN on every image of `split` but the excluded, uncalibrated
-    ("before") and calibrated ("after"); with tables, their reliability diagrams too."""
-    from core.data import load_mnist, split_arrays
-
-    labels = split_arrays(load_mnist(), split)[1]
+    ("before") and calibrated ("after"); with tables, their reliability diagrams too. decisions: the
+    decided labels as truth, the excluded images left out (core.evaluate.tables.evaluation_truth)."""
+    labels, exclude = evaluation_truth(split, exclude, decisions)
     logits = predictor.split_logits(split)  # raw logits, from the checkpoint's disk cache
     keep = np.ones(len(labels), dtype=bool)
     if exclude is not None:

@@ -1,7 +1,9 @@
 """Evaluation tables: one row per sequence, and the aggregates every report and chart uses.
 
 One place for the metrics: the benchmark, `scripts/evaluate` and the dashboard all call these.
-Reported figures use the test split only (core.data.split_arrays(mnist, "test")).
+Reported figures use the test split only (core.data.split_arrays(mnist, "test")). With decisions=True,
+the truth is a person's label decisions (core.data.decisions): relabelled images carry their decided
+label, excluded ones are drawn nowhere; MNIST's own labels are left as they are.
 
 An evaluation is kept columnar (`EvalTable`): the per-sequence columns in a DataFrame of scalars, and
 the per-digit columns as flat NumPy arrays in sequence order, cut into sequences by `offsets`. Every
@@ -26,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from core.constants import ORIGINAL_MAE, ORIGINAL_PROTOCOL  # noqa: F401  (re-exported by core.evaluate)
-from core.data import load_mnist, split_arrays
+from core.data import apply_decisions, load_mnist, split_arrays
 from core.data.sequences import evaluation_sequences, generate_sequences
 from core.seeds import derive_seed
 
@@ -142,17 +144,30 @@ def evaluate_sequences(predictor, seqs, split_images: np.ndarray, id_offset: int
     return sequence_table(predictor, seqs, split_images, id_offset).frame()
 
 
-def evaluation_table(predictor, lengths, per_length: int, seed: int, split: str = "test", exclude=None) -> EvalTable:
+def evaluation_truth(split: str, exclude=None, decisions: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """(labels, exclude) an evaluation of `split` uses: MNIST's labels and `exclude` as given; with
+    decisions, the decided labels and `exclude` joined by the excluded images (core.data.decisions)."""
+    labels = split_arrays(load_mnist(), split)[1]
+    if not decisions:
+        return labels, exclude
+    labels, excluded = apply_decisions(split, labels)
+    return labels, excluded if exclude is None else np.union1d(np.asarray(exclude, np.int64), excluded)
+
+
+def evaluation_table(predictor, lengths, per_length: int, seed: int, split: str = "test", exclude=None,
+                     decisions: bool = False) -> EvalTable:
     """evaluation_sequences(...) evaluated, columnar; seq_id runs over the set. One padded batch, one
-    predictor call: every image shared between lengths goes through the CNN once."""
-    images, labels = split_arrays(load_mnist(), split)
+    predictor call: every image shared between lengths goes through the CNN once. decisions: see evaluation_truth()."""
+    images = split_arrays(load_mnist(), split)[0]
+    labels, exclude = evaluation_truth(split, exclude, decisions)
     seqs = evaluation_sequences(lengths, per_length, seed, split, labels, exclude)
     return sequence_table(predictor, seqs, images)
 
 
-def evaluation_set(predictor, lengths, per_length: int, seed: int, split: str = "test", exclude=None) -> pd.DataFrame:
+def evaluation_set(predictor, lengths, per_length: int, seed: int, split: str = "test", exclude=None,
+                   decisions: bool = False) -> pd.DataFrame:
     """evaluation_table(...) as the public DataFrame."""
-    return evaluation_table(predictor, lengths, per_length, seed, split, exclude).frame()
+    return evaluation_table(predictor, lengths, per_length, seed, split, exclude, decisions).frame()
 
 
 def suspect_only_mask(table, suspect_indices) -> np.ndarray:
@@ -268,17 +283,19 @@ def worst_sequences(table, n: int = 20) -> pd.DataFrame:
 HEADLINE_EXTRAPOLATION = {100: 1000, 1000: 100}  # length -> sequences (100k digits each)
 
 
-def headline_figures(predictor, exclude=None) -> dict[str, float]:
+def headline_figures(predictor, exclude=None, decisions: bool = False) -> dict[str, float]:
     """The figures a checkpoint is judged by, on test images: the original protocol's MAE and
     exact-match, CNN digit accuracy, and MAE / exact-match at lengths 100 and 1000. exclude: test
-    image indices to set aside (e.g. suspect labels), from the sequences and the digit accuracy."""
-    images, labels = split_arrays(load_mnist(), "test")
+    image indices to set aside (e.g. suspect labels), from the sequences and the digit accuracy.
+    decisions: see evaluation_truth()."""
+    images = split_arrays(load_mnist(), "test")[0]
+    labels, exclude = evaluation_truth("test", exclude, decisions)  # read once: every figure sees the same decisions
     proto = ORIGINAL_PROTOCOL
     seqs = generate_sequences("test", proto["count"], proto["length"], seed=proto["seed"], labels=labels,
                               exclude=exclude)
     overall = summary(sequence_table(predictor, seqs, images))
     out = {"protocol_mae": overall["mae"], "protocol_exact": overall["exact_acc"],
-           "digit_acc": digit_accuracy(predictor, exclude=exclude)}
+           "digit_acc": _digit_accuracy(predictor, "test", labels, exclude)}
     for length, count in HEADLINE_EXTRAPOLATION.items():
         seqs = generate_sequences("test", count, length, seed=derive_seed(proto["seed"], length), labels=labels,
                                   exclude=exclude)
@@ -287,10 +304,13 @@ def headline_figures(predictor, exclude=None) -> dict[str, float]:
     return out
 
 
-def digit_accuracy(predictor, split: str = "test", exclude=None) -> float:
+def digit_accuracy(predictor, split: str = "test", exclude=None, decisions: bool = False) -> float:
     """The CNN's accuracy on every image of `split` but the excluded (the split's cached logits: a
-    temperature never changes the argmax)."""
-    labels = split_arrays(load_mnist(), split)[1]
+    temperature never changes the argmax). decisions: see evaluation_truth()."""
+    return _digit_accuracy(predictor, split, *evaluation_truth(split, exclude, decisions))
+
+
+def _digit_accuracy(predictor, split: str, labels: np.ndarray, exclude) -> float:
     keep = np.ones(len(labels), bool)
     if exclude is not None:
         keep[np.asarray(exclude, np.int64)] = False

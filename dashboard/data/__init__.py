@@ -28,9 +28,11 @@ from dashboard.data.evaluation import (
     uncalibrated_table,
 )
 from dashboard.data.figures import error_figures, heatmap
+from dashboard.data.label_decisions import decided, decisions
+from dashboard.data.label_decisions import log_version as decisions_version
 from dashboard.data.slice_results import compared_slices, disagreements, error_slices
 
-__all__ = ["benchmark", "checkpoint_dir", "compared_slices", "digit_calibration", "digit_map", "digit_map_job",
+__all__ = ["benchmark", "checkpoint_dir", "decided", "decisions", "decisions_version", "compared_slices", "digit_calibration", "digit_map", "digit_map_job",
            "disagreements", "display_name", "drawing_id", "error_figures", "error_slices", "evaluation_table", "file_key",
            "generated_row", "generator_sequences", "gpus", "headlines_measured", "heatmap", "list_checkpoints",
            "measured_headlines", "predictor", "reap_jobs", "read_picture", "resolve_checkpoint", "sequence_images",

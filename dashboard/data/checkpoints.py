@@ -1,7 +1,8 @@
 """The checkpoints the dashboard can show, and their predictors, loaded once and shared by sessions.
 
-- Checkpoints: every *.pt in the checkpoint folder ($DIGITSUM_CHECKPOINT_DIR, default checkpoints/),
-  then the finished training runs from core.runs.
+- Checkpoints: the active default (core.promotion) first, wherever it lives, then every *.pt in the
+  checkpoint folder ($DIGITSUM_CHECKPOINT_DIR, default checkpoints/), then the finished training runs
+  from core.runs.
 - Predictors: st.cache_resource keyed on the checkpoint's file version (file_key: path, mtime in ns,
   inode, size), so a checkpoint replaced at the same path — even within the same mtime second — loads
   anew. One instance per version, shared by every session and never mutated.
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import load_predictor, paths, runs
+from core import load_predictor, paths, promotion, runs
 from core.paths import REPO_ROOT
 
 FileKey = tuple[str, int, int, int]
@@ -42,15 +43,20 @@ def display_name(path: Path) -> str:
 
 
 def list_checkpoints() -> dict[str, Path]:
-    """{display name: path}: the checkpoint folder's *.pt (default.pt first), then finished runs.
+    """{display name: path}: the active default first (so a new session's selector starts on it), then
+    the checkpoint folder's *.pt (default.pt first), then finished runs.
 
-    Cached for a few seconds (the sidebar and every view ask on each rerun); the folders are part of
-    the key so tests pointing the env vars elsewhere see their own files at once.
+    The folders' listing is cached for a few seconds (the sidebar and every view ask on each rerun); the
+    folders are part of the key so tests pointing the env vars elsewhere see their own files at once.
+    The active default is read on every call: a promotion shows at once.
     """
     found, problem = _list_checkpoints(str(checkpoint_dir()), str(paths.runs_dir()))
     if problem:  # a broken run registry (say, a corrupt database) must not take the dashboard down
         st.sidebar.warning(f"Training runs unavailable: {problem}")
-    return found
+    active = promotion.active_default().path
+    if not active.is_file():  # no shipped default.pt in this folder: nothing to put first
+        return found
+    return {display_name(active): active.resolve(), **found}
 
 
 @st.cache_data(ttl=3, show_spinner=False)

@@ -24,6 +24,7 @@ from core.data import generate_sequences, load_mnist, split_arrays
 from core.evaluate import reliability, suspect_labels
 from core.paths import REPO_ROOT
 from dashboard.data.checkpoints import FileKey, _predictor, _uncalibrated, file_key
+from dashboard.data.label_decisions import LogVersion, log_version
 from dashboard.links import SequenceSpec
 
 BENCHMARK_JSON = REPO_ROOT / "reports" / "benchmark.json"
@@ -43,20 +44,31 @@ def _set_aside(key: FileKey, aside: int) -> np.ndarray | None:
 
 @st.cache_resource(show_spinner="Evaluating the checkpoint…", max_entries=12)
 def _evaluation(key: FileKey, lengths: tuple[int, ...], per_length: int, seed: int, aside: int = 0,
-                raw: bool = False) -> evaluate.EvalTable:
+                raw: bool = False, decided: LogVersion | bool = False) -> evaluate.EvalTable:
     model = _uncalibrated(key) if raw else _predictor(key)
-    return evaluate.evaluation_table(model, list(lengths), per_length, seed, exclude=_set_aside(key, aside))
+    return evaluate.evaluation_table(model, list(lengths), per_length, seed, exclude=_set_aside(key, aside),
+                                     decisions=decided is not False)
 
 
-def evaluation_table(path: Path, lengths, per_length: int, seed: int, aside: int = 0) -> evaluate.EvalTable:
+def _decided_key(decided: bool) -> LogVersion | bool:
+    """False, or the decision log's version: a new decision rebuilds the decided set, never the other."""
+    return log_version("test") if decided else False
+
+
+def evaluation_table(path: Path, lengths, per_length: int, seed: int, aside: int = 0,
+                     decided: bool = False) -> evaluate.EvalTable:
     """The evaluation set's columnar table (core.evaluate.EvalTable, shared: read-only); `aside` > 0
-    builds it without the `aside` most suspect test images (see suspects)."""
-    return _evaluation(file_key(path), tuple(lengths), int(per_length), int(seed), int(aside))
+    builds it without the `aside` most suspect test images (see suspects); `decided` applies the
+    person's label decisions (relabelled truth, excluded images left out)."""
+    return _evaluation(file_key(path), tuple(lengths), int(per_length), int(seed), int(aside), False,
+                       _decided_key(decided))
 
 
-def uncalibrated_table(path: Path, lengths, per_length: int, seed: int, aside: int = 0) -> evaluate.EvalTable:
+def uncalibrated_table(path: Path, lengths, per_length: int, seed: int, aside: int = 0,
+                       decided: bool = False) -> evaluate.EvalTable:
     """The same evaluation set through predictor.uncalibrated() (T = 1, no interval margin)."""
-    return _evaluation(file_key(path), tuple(lengths), int(per_length), int(seed), int(aside), raw=True)
+    return _evaluation(file_key(path), tuple(lengths), int(per_length), int(seed), int(aside), True,
+                       _decided_key(decided))
 
 
 @st.cache_data(show_spinner=False)
@@ -126,35 +138,41 @@ def suspects(path: Path) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=12)
-def _digit_calibration(key: FileKey, aside: int) -> dict:
+def _digit_calibration(key: FileKey, aside: int, decided: LogVersion | bool = False) -> dict:
     exclude = _set_aside(key, aside) if aside > 0 else None
-    return reliability.digit_calibration(_predictor(key), exclude=exclude, tables=True)
+    return reliability.digit_calibration(_predictor(key), exclude=exclude, tables=True, decisions=decided is not False)
 
 
-def digit_calibration(path: Path, aside: int = 0) -> dict:
+def digit_calibration(path: Path, aside: int = 0, decided: bool = False) -> dict:
     """core.evaluate.reliability.digit_calibration's figures on the test images (without the `aside` most
     suspect ones), plus each side's reliability table: keys before, after, before_table, after_table, images."""
-    return _digit_calibration(file_key(path), int(aside))
+    return _digit_calibration(file_key(path), int(aside), _decided_key(decided))
 
 
 # --------------------------------------------------------------------------- headline figures
 
 class _Headlines:
-    """Measured headline figures per checkpoint version: the last few, shared by sessions. Membership is
-    the marker of "measured", so an evicted checkpoint reads as not measured and is measured only on a click."""
+    """Measured headline figures per checkpoint version (and decision-log version, when decided): the last
+    few, shared by sessions. Membership is the marker of "measured", so an evicted checkpoint reads as not
+    measured and is measured only on a click."""
     lock = threading.Lock()
-    measured: OrderedDict[FileKey, dict[str, float]] = OrderedDict()
+    measured: OrderedDict[tuple, dict[str, float]] = OrderedDict()
     keep = 6
 
 
-def measured_headlines(path: Path) -> dict[str, float]:
-    """core.evaluate.headline_figures for this checkpoint version (measured here once; about a minute)."""
-    key = file_key(path)
+def _headline_key(path: Path, decided: bool) -> tuple:
+    return file_key(path), _decided_key(decided)
+
+
+def measured_headlines(path: Path, decided: bool = False) -> dict[str, float]:
+    """core.evaluate.headline_figures for this checkpoint version, with or without the person's label
+    decisions (measured here once; a few seconds from the disk cache)."""
+    key = _headline_key(path, decided)
     with _Headlines.lock:
         if key in _Headlines.measured:
             _Headlines.measured.move_to_end(key)
             return _Headlines.measured[key]
-    figures = evaluate.headline_figures(_predictor(key))
+    figures = evaluate.headline_figures(_predictor(key[0]), decisions=decided)
     with _Headlines.lock:
         _Headlines.measured[key] = figures
         while len(_Headlines.measured) > _Headlines.keep:
@@ -162,7 +180,7 @@ def measured_headlines(path: Path) -> dict[str, float]:
     return figures
 
 
-def headlines_measured(path: Path) -> bool:
-    """Whether this checkpoint version's headline figures are held (so measured_headlines returns at once)."""
+def headlines_measured(path: Path, decided: bool = False) -> bool:
+    """Whether these headline figures are held (so measured_headlines returns at once)."""
     with _Headlines.lock:
-        return file_key(path) in _Headlines.measured
+        return _headline_key(path, decided) in _Headlines.measured

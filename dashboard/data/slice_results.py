@@ -11,14 +11,15 @@ import streamlit as st
 from core.evaluate import compare_slices, digit_disagreements, find_error_slices
 from dashboard.data import evaluation
 from dashboard.data.checkpoints import FileKey, file_key, predictor
+from dashboard.data.label_decisions import log_version
 
 # --------------------------------------------------------------------------- slices
 
 @st.cache_data(show_spinner="Finding the slices where the model fails…", max_entries=24)
 def _error_slices(key: FileKey, lengths: tuple[int, ...], per_length: int, seed: int, aside: int,
-                  tolerance: int, min_size: int | None, suspect_k: int) -> pd.DataFrame:
+                  tolerance: int, min_size: int | None, suspect_k: int, decided) -> pd.DataFrame:
     path = Path(key[0])
-    table = evaluation.evaluation_table(path, lengths, per_length, seed, aside)
+    table = evaluation.evaluation_table(path, lengths, per_length, seed, aside, decided is not False)
     suspects = evaluation.suspects(path)["index"].to_numpy()[:suspect_k]
     return find_error_slices(table, tolerance=tolerance, min_size=min_size, suspects=suspects)
 
@@ -26,8 +27,9 @@ def _error_slices(key: FileKey, lengths: tuple[int, ...], per_length: int, seed:
 def error_slices(s, tolerance: int = 0, min_size: int | None = None) -> pd.DataFrame:
     """core.evaluate.slices.find_error_slices on the sidebar's evaluation set (settings `s`), worst first, with the
     sidebar's k most suspect images as the suspects: slice, size, error_rate, error_coverage, seq_ids."""
+    decided = log_version("test") if s.decided else False  # a new decision rebuilds the decided set's slices
     return _error_slices(file_key(s.checkpoint), tuple(s.lengths), int(s.per_length), int(s.seed), int(s.aside),
-                         int(tolerance), None if min_size is None else int(min_size), int(s.suspect_k))
+                         int(tolerance), None if min_size is None else int(min_size), int(s.suspect_k), decided)
 
 
 # --------------------------------------------------------------------------- two checkpoints

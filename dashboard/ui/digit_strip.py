@@ -28,9 +28,10 @@ def pct(p) -> str:
 
 
 def digit_row_html(images: np.ndarray, true_digits, pred_digits, confidence, size: int = 44, second=None,
-                   second_conf=None) -> str:
+                   second_conf=None, badges=None) -> str:
     """A horizontally scrollable row: each digit image with true / predicted / confidence under it,
-    and with `second` / `second_conf` the CNN's runner-up reading and its probability (top-2).
+    and with `second` / `second_conf` the CNN's runner-up reading and its probability (top-2), and with
+    `badges` (one short text per image, '' for none) a person's decision about its label.
 
     Wrong digits get a red frame and red text. Text colour is inherited from the page so it reads
     in light and dark themes; only the highlight colour is fixed. One HTML element (rather than a
@@ -42,8 +43,11 @@ def digit_row_html(images: np.ndarray, true_digits, pred_digits, confidence, siz
     if second is not None and not (second_conf is not None and len(second) == len(second_conf) == n):
         raise ValueError("digit_row_html needs one second reading and its probability per image")
     runner_up = list(zip(second, second_conf)) if second is not None else [None] * n
+    badges = list(badges) if badges is not None else [""] * n
+    if len(badges) != n:
+        raise ValueError("digit_row_html needs one badge (or '') per image")
     cells, wrong = [], 0
-    for img, t, p, c, alt in zip(images, true_digits, pred_digits, confidence, runner_up):
+    for img, t, p, c, alt, mark in zip(images, true_digits, pred_digits, confidence, runner_up, badges):
         bad = int(t) != int(p)
         wrong += bad
         frame = COLORS["bad"] if bad else "rgba(128,128,128,0.35)"
@@ -56,7 +60,9 @@ def digit_row_html(images: np.ndarray, true_digits, pred_digits, confidence, siz
             f'<div style="font-size:0.75rem;line-height:1.15;">true {int(t)}<br/>'
             f'pred {int(p)}<br/>{100 * float(c):.0f}%'
             + (f'<br/><span class="second" style="opacity:0.7;">2nd {int(alt[0])}<br/>{pct(alt[1])}</span>'
-               if alt is not None else "") + '</div></div>')
+               if alt is not None else "")
+            + (f'<br/><span class="decided" style="color:{COLORS["true"]};font-weight:700;">{escape(mark)}</span>'
+               if mark else "") + '</div></div>')
     title = escape(f"{n} digits, {wrong} misread")
     return (f'<div class="digit-row" title="{title}" style="display:flex;gap:4px;overflow-x:auto;'
             f'padding-bottom:6px;font-family:monospace;">{"".join(cells)}</div>')

@@ -24,7 +24,7 @@ st.caption(f"Temperatures: CNN T = {predictor.cnn_temperature:.3f}, head T = {pr
 
 # ----------------------------------------------------------------------------- digits
 st.subheader("Digits: the CNN's confidence")
-digits = data.digit_calibration(s.checkpoint, s.aside)
+digits = data.digit_calibration(s.checkpoint, s.aside, s.decided)
 left, right = st.columns([3, 2])
 with left:
     eces = {side: digits[side]["ece"] for side in ("before", "after")}
@@ -46,7 +46,7 @@ st.subheader("Sums: P(exact) and the 95% interval")
 if not trust_tables.has_distribution(df):
     st.info(state.no_distribution_note(predictor))
     st.stop()
-raw = data.uncalibrated_table(s.checkpoint, s.lengths, s.per_length, s.seed, s.aside).rows
+raw = data.uncalibrated_table(s.checkpoint, s.lengths, s.per_length, s.seed, s.aside, s.decided).rows
 after, before = reliability.sum_calibration(df), reliability.sum_calibration(raw)
 left, right = st.columns([3, 2])
 with left:

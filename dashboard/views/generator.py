@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.images import png_bytes, strip_image
 from dashboard import data, links, state
-from dashboard.ui import digit_strip
+from dashboard.ui import decision_format, digit_strip
 
 s = state.settings()
 predictor = state.require(s)
@@ -78,8 +78,10 @@ if row["p_exact"] == row["p_exact"]:  # NaN for a head without a distribution ov
 else:
     st.caption(state.no_distribution_note(predictor))
 
+decided = data.decided("test")
 st.html(digit_strip.digit_row_html(images, true_digits, pred_digits, row["digit_conf"], second=row["second_digits"],
-                                 second_conf=row["second_conf"]))
+                                   second_conf=row["second_conf"],
+                                   badges=[decision_format.strip_badge(decided.get(int(i))) for i in row["indices"]]))
 st.caption(f"The sequence: true digit, the CNN's reading, its probability and the runner-up (2nd) under each image (misread "
            f"ones framed in red); scroll sideways for long sequences. "
            f"{digit_strip.misread_summary(true_digits, pred_digits)} Generated and predicted in "

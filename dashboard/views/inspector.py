@@ -13,8 +13,8 @@ import numpy as np
 import streamlit as st
 
 from core import evaluate
-from dashboard import data, links, state
-from dashboard.ui import charts, digit_strip, table_format, trust_charts
+from dashboard import data, decide, links, state
+from dashboard.ui import charts, decision_format, digit_strip, table_format, trust_charts
 
 s = state.settings()
 predictor = state.require(s)
@@ -65,6 +65,7 @@ if row is None:
 show(spec)
 images = data.sequence_images(row)
 
+NOTICE_KEY = decide.NOTICE
 st.title("Sequence inspector")
 if problem:
     st.warning(problem, icon=":material/link_off:")
@@ -108,11 +109,28 @@ m3.metric("Error", f"{row['error']:+.2f}", delta="exact" if row["exact"] else "w
           delta_color="normal" if row["exact"] else "inverse", delta_arrow="off")
 m4.metric("Misread digits", f"{int((true_digits != pred_digits).sum())} of {len(true_digits)}")
 
+decided = data.decided("test")
+indices = [int(i) for i in row["indices"]]
 st.html(digit_strip.digit_row_html(images, true_digits, pred_digits, row["digit_conf"], second=row["second_digits"],
-                                 second_conf=row["second_conf"]))
+                                   second_conf=row["second_conf"],
+                                   badges=[decision_format.strip_badge(decided.get(i)) for i in indices]))
 st.caption("Each digit image with its true label, the CNN's reading and its calibrated probability, and "
            "its second most likely reading (2nd); misread digits are framed in red. Scroll sideways for long "
-           "sequences. " + digit_strip.misread_summary(true_digits, pred_digits))
+           "sequences. " + digit_strip.misread_summary(true_digits, pred_digits)
+           + " A highlighted word under a digit is your decision about its label.")
+
+# ----------------------------------------------------------------------------- decisions about labels
+with st.expander("Decide about a label in this sequence", icon=":material/gavel:",
+                 expanded=NOTICE_KEY in st.session_state):
+    decide.notice()
+    wrong_first = sorted(range(len(indices)), key=lambda i: (true_digits[i] == pred_digits[i], i))
+    at = st.selectbox("Digit", wrong_first, key="insp_decide_step",
+                        format_func=lambda i: f"step {i + 1}: test image {indices[i]}, labelled {int(true_digits[i])}, "
+                                              f"read {int(pred_digits[i])}"
+                                              + (f" ({decision_format.badge(decided[indices[i]])})" if indices[i] in decided else ""))
+    # the given label is MNIST's, also when the set applies decisions (its truth may be the decided one)
+    given = int(data.test_split()[1][indices[at]])
+    decide.controls("test", indices[at], given, int(pred_digits[at]), key=f"insp_dec_{indices[at]}")
 
 # ----------------------------------------------------------------------------- P(sum)
 dist = data.sum_distribution(s.checkpoint, row)

@@ -8,7 +8,7 @@ set adds a per-length summary computed live, and the trust figures (digit ECE, s
 
 import streamlit as st
 
-from core import evaluate
+from core import evaluate, promotion
 from core.evaluate import reliability
 from core.paths import REPO_ROOT
 from dashboard import data, links, state
@@ -111,3 +111,13 @@ for col, (k, v) in zip(st.columns(len(facts)), facts.items()):
     col.markdown(f"**{k}**  \n`{v if v is not None else '—'}`")
 with st.expander("All metadata fields"):
     st.dataframe(table_format.metadata_rows(meta), hide_index=True, width="stretch")
+
+# ----------------------------------------------------------------------------- lineage
+st.subheader("Lineage")
+lineage = promotion.lineage_facts(meta)
+if lineage is None:
+    st.caption(f"Lineage {promotion.NOT_RECORDED}.")
+else:
+    for col, (k, v) in zip(st.columns(len(lineage)), lineage.items()):
+        col.markdown(f"**{k}**  \n{v}")
+    st.caption("The checkpoint this one was trained from (by content hash), and the data it saw.")

@@ -7,8 +7,8 @@ Error analysis marks those, and the sidebar's "Set suspect images aside" rebuild
 
 import streamlit as st
 
-from dashboard import data, links, state
-from dashboard.ui import table_format, trust_tables
+from dashboard import data, decide, links, state
+from dashboard.ui import decision_format, table_format, trust_tables
 
 s = state.settings()
 predictor = state.require(s)
@@ -17,7 +17,9 @@ ranked = data.suspects(s.checkpoint)
 images = data.test_split()[0]
 COLUMNS_PER_ROW = 10
 
+decided = data.decided("test")
 st.title("Suspect labels")
+decide.notice()
 st.caption(f"Every test image ranked by score, the model's calibrated probability that the given label is "
            f"wrong (1 − cleanlab's self-confidence). cleanlab's stricter confident-learning check flags "
            f"{int(ranked['flagged'].sum()):,} of {len(ranked):,} test images. Checkpoint {s.checkpoint_name}.")
@@ -38,14 +40,19 @@ def select(index: int) -> None:
 # ----------------------------------------------------------------------------- the grid
 st.caption("Under each image: **given**, the label MNIST gives it; **read**, the digit the model reads instead; "
            "**score**, the model's calibrated probability that the given label is wrong; **flagged**, cleanlab's "
-           "confident-learning verdict.")
+           "confident-learning verdict; and your decision, if you made one (**Decide**: the label is right, "
+           "relabel it, exclude it as ambiguous, or undo). Decisions apply where the sidebar's "
+           "\"Apply my label decisions\" is on; the Label decisions view lists them all.")
 for start in range(0, len(top), COLUMNS_PER_ROW):
     for col, row in zip(st.columns(COLUMNS_PER_ROW), top.iloc[start:start + COLUMNS_PER_ROW].to_dict("records")):
         image = int(row["index"])
         with col:
             st.image(images[image], width=56, clamp=True)
             st.markdown(f"given **{row['given']}**  \nread **{row['suggested']}**  \nscore {row['score']:.3f}"
-                        + ("  \n:red[flagged]" if row["flagged"] else ""))
+                        + ("  \n:red[flagged]" if row["flagged"] else "")
+                        + (f"  \n{decision_format.badge(decided[image])}" if image in decided else ""))
+            with st.popover("Decide", icon=":material/gavel:", width="stretch"):
+                decide.controls("test", image, int(row["given"]), int(row["suggested"]), key=f"dec_{image}")
             st.button(f"#{image}", key=f"sus_{image}", on_click=select, args=(image,),
                       help=f"List the evaluation set's sequences that use test image {image} ({used[image]})",
                       type="primary" if st.session_state.get("sus_selected") == image else "secondary")

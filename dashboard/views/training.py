@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import runs
+from core import promotion, runs
 from core.constants import DEVICES
 from dashboard import data, links, state
 from dashboard.ui import run_format, table_format
@@ -120,8 +120,17 @@ def act(action, run_id: str) -> None:
         notify("warning", str(exc))
 
 
+def make_default(run_id: str) -> None:
+    try:
+        promotion.promote(run_id)
+    except (ValueError, OSError) as exc:  # e.g. its checkpoint was deleted since the panel was drawn
+        notify("warning", f"Not made the default: {exc}")
+        return
+    notify("success", f"Run {run_id}'s model is now the active default (dashboard, serve, evaluate, generate).")
+
+
 def actions(run: runs.Run) -> None:
-    c1, c2, _ = st.columns([2, 1, 2])
+    c1, c2, c3 = st.columns([2, 1, 2])
     if run.status in runs.LIVE and run_format.status(run) != "cancelling":
         c1.button("Cancel run", key=f"cancel_{run.id}", on_click=act, args=(runs.cancel, run.id),
                   help="SIGTERM: the trainer saves its state and stops (SIGKILL if it hangs).")
@@ -135,6 +144,9 @@ def actions(run: runs.Run) -> None:
         c2.button("Select in sidebar", key=f"use_{run.id}", disabled=st.session_state.get(state.CKPT) == name,
                   on_click=st.session_state.__setitem__, args=(state.CKPT, name),
                   help="Analyse this run's model on every page.")
+        is_default = promotion.active_default().path.resolve() == Path(run.checkpoint).resolve()
+        c3.button("Make default", key=f"default_{run.id}", disabled=is_default, on_click=make_default,
+                  args=(run.id,), help="The model the dashboard opens on and the scripts use by default.")
 
 
 def curves(metrics: list[dict]) -> None:
