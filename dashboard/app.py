@@ -30,6 +30,7 @@ PAGES = {
         st.Page("views/generator.py", title="Generator", icon=":material/casino:"),
         st.Page("views/calibration.py", title="Calibration", icon=":material/verified:"),
         st.Page("views/suspects.py", title="Suspect labels", icon=":material/label_off:"),
+        st.Page("views/decisions.py", title="Label decisions", icon=":material/gavel:"),
         st.Page("views/write_your_own.py", title="Write your own", icon=":material/draw:",
                 url_path="handwriting"),
     ],
@@ -62,6 +63,12 @@ def sidebar() -> None:
         st.number_input("Suspects (k)", min_value=1, max_value=state.MAX_SUSPECT_K, step=10, key=state.SUSPECT_K,
                         help="How many of the most suspect test images count as suspects: Error analysis marks "
                              "them, and the switch above sets them aside.")
+        n_decided = len(data.decided("test"))
+        st.toggle(f"Apply my label decisions ({n_decided})", key=state.DECIDED, disabled=not n_decided,
+                  help="Rebuild the evaluation set with the labels you decided: a relabelled test image counts as "
+                       "its new digit, an excluded one is used nowhere. Figures a person vouched for, unlike "
+                       "setting suspect images aside, which is the model's own upper bound. Decide on the "
+                       "Suspect labels view or in the inspector.")
 
 
 PROMOTION_NOTICE = "_promotion_notice"  # the error of the last Make default, shown once under the buttons

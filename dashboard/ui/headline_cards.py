@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from core.evaluate import ORIGINAL_MAE
 
 HEADLINES = {  # core.evaluate.headline_figures' key -> (label, format)
@@ -92,3 +94,14 @@ def verdict(protocol_mae: float) -> str:
     """'12.3× smaller' / '1.5× larger': this checkpoint's protocol MAE against the original project's."""
     ratio = ORIGINAL_MAE / max(protocol_mae, 1e-9)
     return f"{ratio:.1f}× smaller" if ratio >= 1 else f"{1 / ratio:.1f}× larger"
+
+
+def with_and_without(as_given: dict, decided: dict, n_decisions: int) -> pd.DataFrame:
+    """The headline figures side by side: with every label as given, and with a person's `n_decisions`
+    label decisions applied (relabelled truth, excluded images left out)."""
+    rows = []
+    for key, (label, fmt) in HEADLINES.items():
+        a, b = as_given.get(key), decided.get(key)
+        rows.append({"figure": label, "labels as given": "—" if a is None else fmt.format(a),
+                     f"with your {n_decisions} decisions": "—" if b is None else fmt.format(b)})
+    return pd.DataFrame(rows)

@@ -48,6 +48,11 @@ def csv_bytes(table) -> bytes:
     return out.to_csv(index=False).encode("utf-8")
 
 
+def plain_csv(df: pd.DataFrame) -> bytes:
+    """A table of plain columns as CSV (UTF-8, no index)."""
+    return df.to_csv(index=False).encode("utf-8")
+
+
 def metadata_rows(metadata: dict) -> pd.DataFrame:
     """Checkpoint metadata flattened to (field, value) rows for a readable table."""
     rows = []

@@ -11,7 +11,7 @@ job's process is reaped.
 import streamlit as st
 
 from dashboard import data, links, state
-from dashboard.ui import map_charts, slice_charts, table_format, trust_tables
+from dashboard.ui import decision_format, map_charts, slice_charts, table_format, trust_tables
 
 MAX_SHOWN = 60  # images drawn for one selection (the count says how many were picked)
 POLL_S = 2
@@ -76,7 +76,16 @@ rows = points.set_index("index").loc[picked[:MAX_SHOWN]]
 more = f" (the first {MAX_SHOWN} shown)" if len(picked) > MAX_SHOWN else ""
 st.subheader(f"{len(picked):,} selected test digits{more}")
 images = data.test_split()[0]
-captions = [f"#{i}: {t}→{p}" if t != p else f"#{i}: {t}" for i, t, p in zip(rows.index, rows["label"], rows["pred"])]
+decided = data.decided("test")  # a person's decisions show on the images they concern
+
+
+def caption(index: int, label: int, pred: int) -> str:
+    """'#12: 4→9' for a misread digit, '#12: 4' otherwise, and a person's decision about its label."""
+    text = f"#{index}: {label}→{pred}" if label != pred else f"#{index}: {label}"
+    return f"{text} {decision_format.strip_badge(decided[index])}" if index in decided else text
+
+
+captions = [caption(int(i), int(t), int(p)) for i, t, p in zip(rows.index, rows["label"], rows["pred"])]
 st.image([images[i] for i in rows.index], width=56, clamp=True, caption=captions)
 st.caption("Misread digits first, then suspect labels, then the rest. Under each image: its test index and label, "
            "and the CNN's reading after the arrow when it differs.")

@@ -18,6 +18,8 @@ s = state.settings()
 predictor = state.require(s)
 meta = predictor.metadata or {}
 train = table_format.training_range(meta)
+decided_label = ("Computed with your label decisions (sidebar: Apply my label decisions): relabelled test images "
+                 "count as their decided digit, excluded ones are used nowhere.")
 aside_label = (f"Computed without the {s.aside} test images whose labels the model doubts most (sidebar: "
                "Set suspect images aside). This is the model's upper bound, not a figure anyone vouched for.")
 
@@ -50,6 +52,25 @@ if missing and not measured:
         data.measured_headlines(s.checkpoint)
         st.rerun()
 
+# ----------------------------------------------------------------------------- with the person's decisions
+n_decided = len(data.decided("test"))
+if n_decided:
+    st.subheader(f"With your label decisions ({n_decided} test images)")
+    st.caption("The same protocol with the labels you decided: a relabelled image counts as its new digit and an "
+               "excluded one is used nowhere. These are figures a person vouched for; 'Set suspect images aside' "
+               "is the model's own upper bound.")
+    if data.headlines_measured(s.checkpoint, decided=True):
+        as_given = data.measured_headlines(s.checkpoint) if data.headlines_measured(s.checkpoint) else {}
+        as_given = {**as_given, **{h.key: h.value for h in figures if h.value is not None}}
+        st.table(headline_cards.with_and_without(as_given, data.measured_headlines(s.checkpoint, decided=True),
+                                                 n_decided).set_index("figure"))
+    else:
+        st.button(f"Measure the headline figures with your {n_decided} decisions (a few seconds)",
+                  key="measure_decided", on_click=lambda: st.session_state.update(measure_decided_requested=True))
+        if st.session_state.pop("measure_decided_requested", False):
+            data.measured_headlines(s.checkpoint, decided=True)
+            st.rerun()
+
 # ----------------------------------------------------------------------------- vs the original
 protocol_mae = figures[0].value
 left, right = st.columns([3, 2])
@@ -67,6 +88,8 @@ with right:
     st.subheader("On the sidebar's evaluation set")
     if s.aside:
         st.info(aside_label, icon=":material/label_off:")
+    if s.decided:
+        st.info(decided_label, icon=":material/gavel:")
     table = state.sidebar_evaluation(s)
     total = evaluate.summary(table)
     c1, c2, c3 = st.columns(3)
@@ -92,10 +115,12 @@ st.caption("One row per length of the evaluation set; rows outside the training 
 st.subheader("Calibration (is the model's confidence honest?)")
 if s.aside:
     st.info(aside_label, icon=":material/label_off:")
-digits = data.digit_calibration(s.checkpoint, s.aside)
+if s.decided:
+    st.info(decided_label, icon=":material/gavel:")
+digits = data.digit_calibration(s.checkpoint, s.aside, s.decided)
 after = reliability.sum_calibration(table.rows)
 before = (reliability.sum_calibration(data.uncalibrated_table(s.checkpoint, s.lengths, s.per_length, s.seed,
-                                                              s.aside).rows) if after["available"] else after)
+                                                              s.aside, s.decided).rows) if after["available"] else after)
 for col, (label, value, raw) in zip(st.columns(3), trust_tables.trust_figures(digits, after, before)):
     col.metric(label, value, delta=f"uncalibrated {raw}" if raw != "—" else None, delta_color="off",
                delta_arrow="off", help="calibrated (this checkpoint) beside the same model with T = 1")
