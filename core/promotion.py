@@ -111,11 +111,17 @@ def promote(target: str | Path) -> ActiveDefault:
 
 def _run_checkpoint(run_id: str) -> Path:
     """The checkpoint of succeeded run `run_id`; ValueError otherwise."""
-    from core.runs import api as runs
+    from core.runs import registry as db  # the table itself: a succeeded run's row is final, nothing to reconcile
 
     try:
-        run = runs.get(run_id)
-    except runs.RunError:
+        if not db.db_path().exists():
+            raise db.RunError(run_id)
+        conn = db.connect()
+        try:
+            run = db.to_run(db.row(conn, run_id))
+        finally:
+            conn.close()
+    except db.RunError:
         raise ValueError(f"{run_id!r} is neither a checkpoint file nor a known run id; expected RUN_ID "
                          "(see `python -m scripts.runs list`) or PATH to a .pt file") from None
     if run.status != "succeeded" or not run.checkpoint:

@@ -30,7 +30,7 @@ PAGES = {
         st.Page("views/generator.py", title="Generator", icon=":material/casino:"),
         st.Page("views/calibration.py", title="Calibration", icon=":material/verified:"),
         st.Page("views/suspects.py", title="Suspect labels", icon=":material/label_off:"),
-        st.Page("views/decisions.py", title="Label decisions", icon=":material/gavel:"),
+        st.Page("views/decision_log.py", title="Label decisions", icon=":material/gavel:", url_path="decisions"),
         st.Page("views/write_your_own.py", title="Write your own", icon=":material/draw:",
                 url_path="handwriting"),
     ],

@@ -12,7 +12,7 @@ from tests.test_pages import by_label, env, open_page  # noqa: F401 - env is a f
 
 VIEWS = ["views/overview.py", "views/errors.py", "views/slice_finder.py", "views/digit_atlas.py",
          "views/inspector.py", "views/generator.py", "views/calibration.py", "views/suspects.py",
-         "views/write_your_own.py", "views/training.py"]
+         "views/write_your_own.py", "views/decision_log.py", "views/training.py"]
 
 # Several wrong parameters per link (each view is opened once per link); each expected notice names one.
 BAD_LINKS = {

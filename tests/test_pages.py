@@ -31,7 +31,7 @@ def env(checkpoint_dir, registry, monkeypatch):
 
 
 # Views whose url_path is not their file name: AppTest finds them only once st.navigation has run.
-NAMED_URLS = {"views/slice_finder.py", "views/digit_atlas.py", "views/write_your_own.py"}
+NAMED_URLS = {"views/slice_finder.py", "views/digit_atlas.py", "views/write_your_own.py", "views/decision_log.py"}
 
 
 def open_page(page: str, query: dict | None = None, **session) -> AppTest:

@@ -82,11 +82,11 @@ def test_applied_decisions_change_the_truth_and_the_overview_shows_both(env, dec
 
 
 def test_the_decisions_table_lists_exports_and_undoes(env, decisions_dir, monkeypatch):  # noqa: F811
-    at = open_page("views/decisions.py")
+    at = open_page("views/decision_log.py")
     assert "No decisions yet" in at.info[0].value
     record_decision("test", 4201, "relabel", 7)
     record_decision("test", 2462, "exclude")
-    at = open_page("views/decisions.py")
+    at = open_page("views/decision_log.py")
     assert by_label(at.metric, "Relabelled").value == "1" and by_label(at.metric, "Excluded").value == "1"
     shown = at.dataframe[0].value
     assert shown["image"].tolist() == [2462, 4201]  # newest first
