@@ -13,7 +13,6 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from scipy.stats import binomtest
 
 from core import load_predictor
@@ -28,8 +27,6 @@ from core.evaluate import (
     find_error_slices,
 )
 from core.evaluate.slices import holm, search_half
-from core.model import DigitSumModel, ModelConfig
-from core.model.checkpoint import save_checkpoint
 from core.predict.temperature import softmax
 
 COLUMNS = ["slice", "size", "held_out_size", "error_rate", "ci_low", "ci_high", "error_coverage", "p_value", "seq_ids"]
@@ -285,12 +282,9 @@ def test_compare_slices_finds_a_planted_difference(table):
         compare_slices(a, b.assign(seq_id=b["seq_id"] + 1))
 
 
-def test_digit_disagreements_of_two_checkpoints(predictor, tmp_path):
-    torch.manual_seed(0)  # an untrained CNN: it reads most digits wrong, and a few the shipped one misreads
-    config = ModelConfig(head="lstm", widths=[4, 8, 8])
-    save_checkpoint(tmp_path / "random.pt", DigitSumModel(config).state_dict(),
-                    {"model_config": config.to_dict(), "head": "lstm", "train_lengths": [1, 10]})
-    other = load_predictor(tmp_path / "random.pt", device="cpu")
+def test_digit_disagreements_of_two_checkpoints(predictor, tmp_path, make_checkpoint):
+    # an untrained CNN: it reads most digits wrong, and a few the shipped one misreads
+    other = load_predictor(make_checkpoint(tmp_path / "random.pt"), device="cpu")
     found = digit_disagreements(predictor, other)
     assert list(found.columns) == ["index", "label", "pred_a", "pred_b", "conf_a", "conf_b"]
     labels = split_arrays(load_mnist(), "test")[1]
