@@ -4,16 +4,24 @@
     image = load_image(png_bytes)     # uint8 (H, W) or (H, W, 3); ValueError for bad files
     digits = read_digits(image)       # uint8 (L, 28, 28), white on black, ready for Predictor.predict
     reading = locate_digits(image)    # the same digits plus each one's box, for drawing
+    digits = read_digits(image, predictor)               # touching digits cut where the CNN reads best
+    reading = locate_digits(image, cnn_scorer(predictor))  # the same, with boxes
 
 The steps, as MNIST made its digits:
   1. grey, and ink made bright: light paper (ink darker than the paper) is inverted;
   2. the paper removed: a coarse low-percentile background (blocks, interpolated) is subtracted, so a
      brightness gradient or a shadow goes away; the paper's noise level is measured on what is left;
-  3. ink found by an Otsu threshold (above the noise, with hysteresis), specks dropped by area;
+  3. ink found by an Otsu threshold (above the noise, with hysteresis), specks (tiny in area and height)
+     dropped;
   4. one group of pixels per digit (core.segmentation): connected components, merged when their columns
-     overlap (broken strokes, a 5's cap), split along a seam when they hold touching digits;
+     overlap (broken strokes, a 5's cap), fragments under a third of the row's height joined or dropped,
+     split along a seam when they hold touching digits: by shape alone, or, given a scorer (a CNN), at
+     the candidate cut whose two halves the CNN reads most confidently (when that beats one digit);
   5. each digit's ink scaled so its longer side is 20 px (aspect kept) and placed in 28x28 so that its
      centre of mass sits at the centre, as in MNIST.
+
+A scorer maps uint8 (N, 28, 28) MNIST-style digits to class probabilities (N, 10); cnn_scorer(predictor)
+makes one from a loaded core.predict.Predictor. Core needs no model: without one the cut is by shape.
 """
 
 from __future__ import annotations
@@ -21,13 +29,14 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
-from core.segmentation import segment, typical_area
+from core.segmentation import SMALL, segment, typical_area, typical_height
 
 MAX_PIXELS = 20_000_000  # larger images are refused (decompression bombs, phone panoramas)
 MAX_DIGITS = 200
@@ -35,7 +44,10 @@ WORK_PIXELS = 4_000_000  # bigger images are read at this size; boxes are mapped
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP")
 EXPECTED = "a uint8 array (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA"
 EMPTY = "no digits found: the image is empty (expected dark ink on light paper, or light on dark)"
-SPECK = 0.03  # components under this share of a typical digit's area are specks of noise
+SPECK = 0.03  # components under this share of a typical digit's area, and short (SMALL), are specks of noise
+RIM = 2  # working pixels of faint edge kept around a digit's thresholded strokes
+
+Scorer = Callable[[np.ndarray], np.ndarray]  # uint8 (N, 28, 28) digits -> class probabilities (N, 10)
 
 
 class HandwritingError(ValueError):
@@ -102,27 +114,42 @@ def _one_line(error: BaseException) -> str:
 
 # --------------------------------------------------------------------------- the reader
 
-def read_digits(image) -> np.ndarray:
-    """uint8 (L, 28, 28) MNIST-style digits of a row of handwriting, left to right."""
-    return locate_digits(image).digits
+def read_digits(image, predictor=None) -> np.ndarray:
+    """uint8 (L, 28, 28) MNIST-style digits of a row of handwriting, left to right. With a predictor
+    (core.load_predictor), touching digits are cut where its CNN reads them best."""
+    return locate_digits(image, None if predictor is None else cnn_scorer(predictor)).digits
 
 
-def locate_digits(image) -> Reading:
-    """The digits of a row of handwriting, with their boxes (see the module docstring)."""
+def cnn_scorer(predictor) -> Scorer:
+    """A scorer from a loaded predictor (core.load_predictor): its CNN's calibrated digit probabilities."""
+    from core.predict.threads import one_thread  # torch loads only when a model is used
+
+    def scorer(digits: np.ndarray) -> np.ndarray:
+        # One thread: a group's candidates are a batch of a dozen or so images, where OpenMP's hand-offs
+        # cost more than the work (a row read 10x faster on a busy 2-core CPU; same probabilities).
+        with one_thread(predictor.device):
+            return predictor.predict_digits(digits[:, None])[:, 0]
+    return scorer
+
+
+def locate_digits(image, scorer: Scorer | None = None) -> Reading:
+    """The digits of a row of handwriting, with their boxes (see the module docstring). scorer: uint8
+    (N, 28, 28) -> probabilities (N, 10), e.g. cnn_scorer(predictor); None cuts touching digits by shape."""
     grey, scale = _grey(image)
     ink, inverted, noise = _ink(grey)
     mask, low = _mask(ink, noise)
     labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
     if count > 10 * MAX_DIGITS:  # before the pairwise merge, which grows with the square
         raise HandwritingError(f"found {count} separate marks; at most {MAX_DIGITS} digits per image")
-    pieces = segment(labels)
+    pieces = segment(labels, None if scorer is None else _judge(ink, labels, low, noise, scorer))
     if not pieces:
         raise HandwritingError(EMPTY)
     if len(pieces) > MAX_DIGITS:
         raise HandwritingError(f"found {len(pieces)} digits; at most {MAX_DIGITS} per image")
     pieces.sort(key=lambda piece: piece[1][0] + piece[1][2])  # left to right by the box's centre
-    fits = [_fit_box(ink, labels, ids, box, low) for ids, box in pieces]
-    digits = np.stack([_normalise(ink, labels, ids, fit, noise) for (ids, _), fit in zip(pieces, fits)])
+    owns = [np.isin(labels[y0:y1, x0:x1], ids) for ids, (x0, y0, x1, y1) in pieces]
+    fits = [_fit_box(ink, own, box, low) for own, (_, box) in zip(owns, pieces)]
+    digits = np.stack([_normalise(ink, labels, own, box, fit, noise) for own, (_, box), fit in zip(owns, pieces, fits)])
     height, width = image.shape[:2]
     boxes = np.array(fits, dtype=np.float64) / scale
     boxes = np.column_stack([np.floor(boxes[:, :2]), np.ceil(boxes[:, 2:])]).astype(np.int64)
@@ -199,8 +226,13 @@ def _mask(ink: np.ndarray, noise: float) -> tuple[np.ndarray, float]:
     solid[0] = False
     if not solid.any():
         raise HandwritingError(EMPTY)
-    keep = solid & (areas >= SPECK * typical_area(areas[solid]))
-    return keep[labels], low
+    # A speck is tiny in area and short: a digit a third of its neighbours' height has a ninth of their
+    # ink, a thin 1 that size less still, so area alone would drop it.
+    heights = np.zeros(count + 1, np.int64)
+    heights[1:] = [s[0].stop - s[0].start for s in ndimage.find_objects(labels)]
+    tiny = areas < SPECK * typical_area(areas[solid])
+    short = heights < SMALL * typical_height(heights[solid], areas[solid])
+    return (solid & ~(tiny & short))[labels], low
 
 
 def _otsu(values: np.ndarray) -> float:
@@ -216,35 +248,53 @@ def _otsu(values: np.ndarray) -> float:
 
 # --------------------------------------------------------------------------- normalisation
 
-def _fit_box(ink: np.ndarray, labels: np.ndarray, ids, box, low: float) -> tuple[int, int, int, int]:
-    """The box MNIST would fit to 20 px: the digit's ink above the lower threshold before smoothing (the
-    mask, made on the smoothed ink, reaches about a pixel further)."""
+def _judge(ink: np.ndarray, labels: np.ndarray, low: float, noise: float, scorer: Scorer):
+    """core.segmentation's judge: each candidate piece normalised as the reader would make it, read by
+    the scorer in one batch; its top class probability."""
+    def judge(box, masks):
+        digits = np.stack([_normalise(ink, labels, own, box, _fit_box(ink, own, box, low), noise) for own in masks])
+        return np.asarray(scorer(digits), dtype=np.float64).max(axis=1)
+    return judge
+
+
+def _fit_box(ink: np.ndarray, own: np.ndarray, box, low: float) -> tuple[int, int, int, int]:
+    """The box MNIST would fit to 20 px: the digit's ink (own: its pixels in box) above the lower
+    threshold before smoothing (the mask, made on the smoothed ink, reaches about a pixel further)."""
     x0, y0, x1, y1 = box
-    core = np.isin(labels[y0:y1, x0:x1], ids) & (ink[y0:y1, x0:x1] > low)
+    core = own & (ink[y0:y1, x0:x1] > low)
     rows, cols = np.flatnonzero(core.any(axis=1)), np.flatnonzero(core.any(axis=0))
     if len(rows) == 0:
         return box
     return x0 + int(cols[0]), y0 + int(rows[0]), x0 + int(cols[-1]) + 1, y0 + int(rows[-1]) + 1
 
 
-def _normalise(ink: np.ndarray, labels: np.ndarray, ids, box, noise: float) -> np.ndarray:
-    """One digit's ink -> uint8 (28, 28): its fit box's longer side scaled to 20 px, aspect kept, the
-    anti-aliased rim around it kept, centred by its centre of mass, as MNIST did."""
-    x0, y0, x1, y1 = box
+def _normalise(ink: np.ndarray, labels: np.ndarray, own: np.ndarray, box, fit, noise: float) -> np.ndarray:
+    """One digit's ink (own: its pixels in box; other ink is left out) -> uint8 (28, 28): its fit box's
+    longer side scaled to 20 px, aspect kept, the anti-aliased rim around it kept, centred by its centre
+    of mass, as MNIST did."""
+    x0, y0, x1, y1 = fit
     factor = 20.0 / max(y1 - y0, x1 - x0)
-    rim = 2  # working pixels of faint edge kept around the thresholded strokes
-    pad = max(rim, int(np.ceil(3 / factor)))  # at most 3 px on each side of the 20 px box
+    pad = max(RIM, int(np.ceil(3 / factor)))  # at least 3 px on each side of the 20 px box
     top, left = max(0, y0 - pad), max(0, x0 - pad)
     bottom, right = min(ink.shape[0], y1 + pad), min(ink.shape[1], x1 + pad)
+    mine = np.zeros((bottom - top, right - left), bool)  # own, seen through the window (box may reach beyond)
+    bx0, by0, bx1, by1 = box
+    ya, yb, xa, xb = max(top, by0), min(bottom, by1), max(left, bx0), min(right, bx1)
+    mine[ya - top:yb - top, xa - left:xb - left] = own[ya - by0:yb - by0, xa - bx0:xb - bx0]
     window = labels[top:bottom, left:right]
-    own = np.isin(window, ids)
-    near = ndimage.binary_dilation(own, iterations=rim) & ~((window > 0) & ~own)
+    near = ndimage.binary_dilation(mine, iterations=RIM) & ~((window > 0) & ~mine)
     values = np.where(near, ink[top:bottom, left:right], 0.0)
     values[values < 3 * noise] = 0.0
-    level = float(np.percentile(values[own], 90)) if own.any() else 1.0
+    level = float(np.percentile(values[mine], 90)) if mine.any() else 1.0
     values = np.clip(values / max(level, 1e-6), 0.0, 1.0).astype(np.float32)
-    size = (min(28, max(1, round(values.shape[1] * factor))), min(28, max(1, round(values.shape[0] * factor))))
+    size = (max(1, round(values.shape[1] * factor)), max(1, round(values.shape[0] * factor)))
     small = np.clip(np.asarray(Image.fromarray(values).resize(size, Image.Resampling.BILINEAR)), 0, 1)
+    # The rim is kept within 4 px of the 20 px box on each side: a digit under 10 px has a RIM of more
+    # than that once scaled, and fitting it into 28 px would squash the digit along its longer side.
+    fy, fx = small.shape[0] / values.shape[0], small.shape[1] / values.shape[1]
+    r0, c0 = max(0, int((y0 - top) * fy) - 4), max(0, int((x0 - left) * fx) - 4)
+    r1, c1 = min(r0 + 28, int(np.ceil((y1 - top) * fy)) + 4), min(c0 + 28, int(np.ceil((x1 - left) * fx)) + 4)
+    small = small[r0:r1, c0:c1]
     rows, cols = np.flatnonzero(small.max(axis=1) > 0), np.flatnonzero(small.max(axis=0) > 0)
     if len(rows):  # drop the blank margin, so that the digit can move to its centre of mass
         small = small[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
