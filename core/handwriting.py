@@ -157,6 +157,34 @@ def locate_digits(image, scorer: Scorer | None = None) -> Reading:
     return Reading(digits=digits, boxes=boxes, inverted=inverted)
 
 
+def read_boxes(image, boxes) -> Reading:
+    """The digits inside given boxes, (x0, y0, x1, y1) in input pixels (x1, y1 exclusive), in their order:
+    e.g. locate_digits' boxes after a person merged, split or deleted some. Each box's ink is normalised
+    as locate_digits does; ink outside the boxes is left out. One-line HandwritingError for no box, a
+    box outside the image or one without ink."""
+    grey, scale = _grey(image)
+    ink, inverted, noise = _ink(grey)
+    mask, low = _mask(ink, noise)
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))
+    boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    height, width = image.shape[:2]
+    if not len(boxes):
+        raise HandwritingError("no box to read: keep at least one")
+    if len(boxes) > MAX_DIGITS:
+        raise HandwritingError(f"{len(boxes)} boxes; at most {MAX_DIGITS} digits per image")
+    digits = []
+    for number, (x0, y0, x1, y1) in enumerate(boxes, start=1):
+        if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+            raise HandwritingError(f"box {number} ({x0}, {y0}, {x1}, {y1}) lies outside the {width}x{height} image")
+        box = (int(x0 * scale), int(y0 * scale), max(int(np.ceil(x1 * scale)), int(x0 * scale) + 1),
+               max(int(np.ceil(y1 * scale)), int(y0 * scale) + 1))
+        own = mask[box[1]:box[3], box[0]:box[2]]
+        if not own.any():
+            raise HandwritingError(f"box {number} holds no ink: delete it or merge it with a neighbour")
+        digits.append(_normalise(ink, labels, own, box, _fit_box(ink, own, box, low), noise))
+    return Reading(digits=np.stack(digits), boxes=boxes, inverted=inverted)
+
+
 def _grey(image) -> tuple[np.ndarray, float]:
     """Validated input -> (float32 grey at the working size, working size / input size)."""
     if not isinstance(image, np.ndarray):

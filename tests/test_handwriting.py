@@ -367,3 +367,26 @@ def test_a_truncated_png_is_refused_with_one_line():
     buffer = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)).save(buffer, format="PNG")
     one_line_error(load_image, buffer.getvalue()[:200], match="could not decode the image")
+
+
+def test_read_boxes_follows_a_persons_merge_split_and_delete():
+    from core.handwriting import read_boxes
+
+    digits = split_arrays(load_mnist(), "test")[0][:3]
+    row = np.zeros((40, 40 * 3), np.uint8)
+    for i, d in enumerate(digits):
+        row[6:34, 40 * i + 6:40 * i + 34] = d
+    reading = locate_digits(row)
+    assert len(reading.digits) == 3
+    again = read_boxes(row, reading.boxes)
+    differ = again.digits != reading.digits  # the same boxes read the same digits (but a rim pixel or two)
+    assert differ.mean() < 0.005
+    merged = np.array([[*reading.boxes[0][:2], *reading.boxes[1][2:]], reading.boxes[2]])
+    assert read_boxes(row, merged).digits.shape == (2, 28, 28)  # two digits read as one, and the third
+    assert read_boxes(row, reading.boxes[1:]).digits.shape == (2, 28, 28)  # the first deleted
+    x0, y0, x1, y1 = reading.boxes[0]
+    split = np.array([[x0, y0, (x0 + x1) // 2, y1], [(x0 + x1) // 2, y0, x1, y1]])
+    assert read_boxes(row, split).digits.shape == (2, 28, 28)
+    for bad, message in (([], "no box"), ([[0, 0, 500, 10]], "outside"), ([[36, 0, 40, 3]], "no ink")):
+        with pytest.raises(HandwritingError, match=message):
+            read_boxes(row, bad)

@@ -177,12 +177,13 @@ def test_enlarge_keeps_the_pixels_and_top_readings_sort_them():
     assert handwriting_pictures.folder_name(Path("/srv/digits")) == "/srv/digits/"
 
 
-def test_an_image_is_read_once_per_id_and_its_bytes_are_not_the_key(clear_digits):
+def test_an_image_is_read_once_per_id_and_its_bytes_are_not_the_key(clear_digits, checkpoint_dir):
     from dashboard import data
 
     digits, _ = clear_digits
-    first = data.read_picture("upload-test-id", paper_png(digits))
-    again = data.read_picture("upload-test-id", b"other bytes: never read, the id decides")
+    model = data.file_key(checkpoint_dir / "default.pt")
+    first = data.read_picture("upload-test-id", paper_png(digits), model)
+    again = data.read_picture("upload-test-id", b"other bytes: never read, the id decides", model)
     assert again is first or (np.array_equal(again[0], first[0]) and again[1].digits.shape == first[1].digits.shape)
     assert data.drawing_id(b"abc") == data.drawing_id(b"abc") != data.drawing_id(b"abd")
 
@@ -195,3 +196,30 @@ def test_uploads_are_capped_at_20_mb_and_the_duplication_warning_is_off():
     config = tomllib.loads((REPO_ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] == 20
     assert config["global"]["disableWidgetStateDuplicationWarning"] is True
+
+
+def test_boxes_can_be_merged_split_and_deleted_before_saving(env, clear_digits):
+    digits, truth = clear_digits
+    at = upload(open_page(VIEW), "digits.png", paper_png(digits))
+    assert len(label_boxes(at)) == len(truth)
+    by_label(at.selectbox, "Box").set_value(1).run()
+    by_label(at.button, "Merge with the next").click().run()
+    assert not at.exception and len(label_boxes(at)) == len(truth) - 1  # two digits read as one
+    assert f"{len(truth) - 1} digits found" in at.image[0].captions[0]
+    by_label(at.button, "Split in two").click().run()
+    assert not at.exception and len(label_boxes(at)) == len(truth)
+    by_label(at.button, "Delete").click().run()
+    assert not at.exception and len(label_boxes(at)) == len(truth) - 1
+    by_label(at.button, "Start over").click().run()
+    assert [s.value for s in label_boxes(at)] == truth  # the boxes that were found, read as before
+
+
+def test_the_box_edits_themselves():
+    from dashboard.views.box_editor import edited
+
+    boxes = [(0, 0, 10, 10), (12, 0, 20, 10), (30, 0, 40, 10)]
+    assert edited(boxes, "merge", 0) == [(0, 0, 20, 10), (30, 0, 40, 10)]
+    assert edited(boxes, "merge", 2) == boxes  # nothing after the last
+    assert edited(boxes, "split", 0) == [(0, 0, 5, 10), (5, 0, 10, 10), (12, 0, 20, 10), (30, 0, 40, 10)]
+    assert edited(boxes, "delete", 1) == [(0, 0, 10, 10), (30, 0, 40, 10)]
+    assert edited(boxes[:1], "delete", 0) == boxes[:1]  # one box always stays

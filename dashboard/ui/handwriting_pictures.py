@@ -12,20 +12,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
-from core.handwriting import Reading, load_image, locate_digits
 from core.paths import REPO_ROOT
 from dashboard.ui.digit_strip import pct as pct  # the inspector's '93%', '0.4%', '<0.1%'
 from dashboard.ui.theme import COLORS
 
 BOX_RGB = ImageColor.getrgb(COLORS["pred"])  # the model's colour: these are the model's digits
 MAX_WIDTH = 1400  # a phone photo is shrunk to this width before the boxes are drawn (and sent)
-
-
-def read_image(data: bytes) -> tuple[np.ndarray, Reading]:
-    """Uploaded or drawn bytes -> (the image, the digits located in it); core's one-line ValueError
-    for anything that is not an image or holds no usable digits."""
-    image = load_image(data)
-    return image, locate_digits(image)
 
 
 def boxed_image(image: np.ndarray, boxes: np.ndarray, max_width: int = MAX_WIDTH) -> np.ndarray:

@@ -15,7 +15,7 @@ from core.handwriting import MAX_PIXELS
 from core.paths import collection_dir
 from dashboard import data, state
 from dashboard.ui import handwriting_pictures
-from dashboard.views import personal_panel
+from dashboard.views import box_editor, personal_panel
 
 s = state.settings()
 predictor = state.require(s)
@@ -61,10 +61,17 @@ with write_tab:
         image, origin, image_id = upload.getvalue(), "photo", f"upload-{upload.file_id}"
 
     try:
-        picture, reading = data.read_picture(image_id, image)
+        pixels, found = data.read_picture(image_id, image, data.file_key(s.checkpoint))
     except ValueError as exc:  # not an image, too large, no digits, too many: core's one line
         st.error(f"Cannot read digits from this {'drawing' if origin == 'canvas' else 'image'}: {exc}")
         st.stop()
+    boxes = box_editor.box_editor(image_id, found)
+    try:
+        reading = found if boxes == tuple(map(tuple, found.boxes.tolist())) else data.reread(image_id, boxes, pixels)
+    except ValueError as exc:  # e.g. a box left without ink
+        st.error(f"Cannot read these boxes: {exc}. Start over, or edit them again.")
+        st.stop()
+    picture = data.boxed_picture(image_id, boxes, pixels)
 
     digits = reading.digits
     count = len(digits)
