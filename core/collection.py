@@ -9,10 +9,20 @@ save is one file, `digits-<UTC time>-<random>.npz`, holding
 written atomically (core.io.savez_atomic), so a crash never leaves half a file and a save never touches
 an earlier one. Loading reads every file in name order (oldest first); a file that cannot be read is
 skipped with a warning that names it, so one damaged file never hides the rest.
+
+The collection has a fixed held-out part, for measuring a model trained on the rest (the `personal`
+training preset): about HOLDOUT_SHARE of the saves, chosen by file so that one save never straddles
+the parts. A save is held out when the hash of its file name falls in the lowest HOLDOUT_SHARE of the
+range, a fact of the name alone; so that two or more saves always hold one out, the second save (in
+name order) is held out while no name hashes low. As saves are added a training save therefore never
+moves into the held-out part; at most that second save moves back to training, once a low-hashing save
+arrives. `load_collection(part)` reads one part; `training_digits()` adds the standing label
+decisions about "mine" (core.data.decisions), which is what training reads.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import warnings
@@ -26,6 +36,8 @@ from core.paths import collection_dir
 
 FORMAT = 1
 PATTERN = "digits-*.npz"
+PARTS = ("all", "train", "holdout")
+HOLDOUT_SHARE = 0.2
 
 
 def save_digits(digits, labels, source: str = "canvas") -> Path:
@@ -46,20 +58,73 @@ def save_digits(digits, labels, source: str = "canvas") -> Path:
     return savez_atomic(path, images=np.ascontiguousarray(digits), labels=labels.astype(np.uint8), meta=np.array(meta))
 
 
-def load_collection() -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 (N, 28, 28), labels uint8 (N,)) of every save, oldest first; empty arrays when
-    nothing is saved. Unreadable files are skipped with a warning."""
-    images, labels = [np.zeros((0, 28, 28), np.uint8)], [np.zeros(0, np.uint8)]
+def load_collection(part: str = "all") -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (N, 28, 28), labels uint8 (N,)) of every save in `part` ("all", "train" or
+    "holdout"), oldest first; empty arrays when nothing is saved. Unreadable files are skipped with a
+    warning."""
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
+    images, labels, held_out = _load_all()
+    if part == "all":
+        return images, labels
+    keep = held_out if part == "holdout" else ~held_out
+    return images[keep], labels[keep]
+
+
+def holdout_names(names) -> set[str]:
+    """The file names, among `names` (all the collection's saves), that form the held-out part."""
+    names = sorted(names)
+    held = {name for name in names if _hash_share(name) < HOLDOUT_SHARE}
+    if not held and len(names) >= 2:
+        held = {names[1]}  # see the module's docstring: never a save that trained before
+    return held
+
+
+def training_digits() -> tuple[np.ndarray, np.ndarray, int]:
+    """What training reads of the collection: the train part's (images, labels) with the standing label
+    decisions about "mine" applied (excluded digits dropped, relabelled ones relabelled), and how many
+    of the part's digits a standing decision covers."""
+    images, labels, held_out = _load_all()
+    decided, excluded, covered = _decisions(labels)
+    keep = ~held_out
+    keep[excluded] = False
+    return images[keep], decided[keep], int(np.count_nonzero(~held_out[covered]))
+
+
+def _decisions(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(decided labels, excluded indices, indices with a standing decision) of the whole collection, in
+    load_collection("all") order. Without core.data.decisions (an older checkout) there are none."""
+    try:
+        from core.data.decisions import apply_decisions, load_decisions
+    except ImportError:
+        return labels, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    decided, excluded = apply_decisions("mine", labels)
+    covered = load_decisions("mine")["index"].to_numpy(np.int64)
+    return decided, excluded, covered[covered < len(labels)]
+
+
+def _load_all() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images, labels, held_out) of every readable save, oldest first; held_out marks each digit of a
+    held-out save."""
+    images, labels, held_out = [np.zeros((0, 28, 28), np.uint8)], [np.zeros(0, np.uint8)], [np.zeros(0, bool)]
     folder = collection_dir()
-    for path in sorted(folder.glob(PATTERN)) if folder.is_dir() else []:
+    paths = sorted(folder.glob(PATTERN)) if folder.is_dir() else []
+    held = holdout_names(path.name for path in paths)  # every file counts, a damaged one too: parts never shift
+    for path in paths:
         try:
             found = _read(path)
         except Exception as error:  # noqa: BLE001 - any damage: say which file, keep the others
-            warnings.warn(f"skipped {path.name} in the collection: {' '.join(str(error).split())}", stacklevel=2)
+            warnings.warn(f"skipped {path.name} in the collection: {' '.join(str(error).split())}", stacklevel=3)
             continue
         images.append(found[0])
         labels.append(found[1])
-    return np.concatenate(images), np.concatenate(labels)
+        held_out.append(np.full(len(found[1]), path.name in held))
+    return np.concatenate(images), np.concatenate(labels), np.concatenate(held_out)
+
+
+def _hash_share(name: str) -> float:
+    """Where a file name's hash falls in [0, 1): the same on every machine and in every process."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") / 2**64
 
 
 def _read(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -133,6 +133,8 @@ def main(argv=None) -> int:
     parser.add_argument("--train-heads", action="store_true", help="train the comparison heads on the default CNN first")
     parser.add_argument("--probe-rows", type=int, default=1000,
                         help="handwriting rows for the robustness probe of the default checkpoint; 0 skips the probes")
+    parser.add_argument("--no-personal", action="store_true",
+                        help="skip the probe that trains a personal model of a stand-in writer (a few minutes)")
     parser.add_argument("--dashboard", action="store_true", help="also time the dashboard in headless chromium")
     parser.add_argument("--note", action="append", default=[], help="a note to add to the report (repeatable)")
     parser.add_argument("--out", default="reports/benchmark", help="output prefix (.md and .json)")
@@ -169,10 +171,14 @@ def main(argv=None) -> int:
         "suspects": suspects_both_ways(checkpoint_for("lstm" if "lstm" in heads else heads[0], checkpoint_dir)),
     }
     if args.probe_rows:
-        from scripts.benchmark_probes import probe
+        from scripts.benchmark_probes import PERSONAL_SIZE, personal, probe
 
         print("probing robustness and the digit map ...", flush=True)
-        report["probes"] = probe(checkpoint_for("lstm" if "lstm" in heads else heads[0], checkpoint_dir), args.probe_rows)
+        default = checkpoint_for("lstm" if "lstm" in heads else heads[0], checkpoint_dir)
+        report["probes"] = probe(default, args.probe_rows)
+        if not args.no_personal:
+            print("training a personal model of the stand-in writer ...", flush=True)
+            report["probes"]["personal"] = personal(default, **PERSONAL_SIZE)
     if args.dashboard:
         from scripts.dashboard_timing import time_dashboard
 

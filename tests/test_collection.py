@@ -94,7 +94,7 @@ def test_the_collection_is_the_split_mine(folder):
     np.testing.assert_array_equal(images, digits(4))
     np.testing.assert_array_equal(labels, [0, 1, 2, 3])
     assert len(split_arrays(mnist, "test")[0]) == 10000 and len(split_arrays(mnist, "val")[0]) == 5000
-    with pytest.raises(ValueError, match="expected one of train, val, test, mine"):
+    with pytest.raises(ValueError, match="expected one of train, val, test, val_select, val_calib, mine"):
         split_arrays(mnist, "yours")
 
 
@@ -114,3 +114,26 @@ def test_the_mine_split_is_never_served_stale_from_the_logits_cache(folder, chec
     second = predictor.split_logits("mine")
     np.testing.assert_allclose(second, predictor.cnn_logits(test_images[3:6]).numpy(), atol=1e-5)
     assert not np.allclose(first, second)
+
+
+def test_training_reads_the_train_part_with_the_standing_label_decisions(folder, tmp_path, monkeypatch):
+    from core.collection import holdout_names, training_digits
+    from core.data.decisions import record_decision
+
+    monkeypatch.setenv("DIGITSUM_DECISIONS_DIR", str(tmp_path / "decisions"))
+    saved = [save_digits(np.full((3, 28, 28), i + 1, np.uint8), [i % 10] * 3) for i in range(8)]
+    names = sorted(path.name for path in saved)
+    held = holdout_names(names)
+    train_rows = [3 * i + j for i, name in enumerate(names) if name not in held for j in range(3)]
+    held_rows = [3 * i for i, name in enumerate(names) if name in held]
+    images, labels = load_collection()
+    record_decision("mine", train_rows[0], "exclude")
+    record_decision("mine", train_rows[1], "relabel", label=(int(labels[train_rows[1]]) + 5) % 10)
+    record_decision("mine", train_rows[2], "keep")
+    record_decision("mine", held_rows[0], "exclude")  # about a held-out digit: training never reads it anyway
+    found_images, found_labels, decisions = training_digits()
+    np.testing.assert_array_equal(found_images, images[train_rows[1:]])
+    np.testing.assert_array_equal(found_labels[0], (labels[train_rows[1]] + 5) % 10)
+    np.testing.assert_array_equal(found_labels[1:], labels[train_rows[2:]])
+    assert decisions == 3  # the exclusion, the relabel and the keep of train digits
+    np.testing.assert_array_equal(load_collection("train")[1], labels[train_rows])  # load_collection: as saved

@@ -95,7 +95,8 @@ def test_cli_flags_are_derived_from_overrides():
     from scripts.train import parse_args
 
     values = {"head": "deepsets", "epochs_cnn": 2, "epochs_head": 3, "epochs_joint": 1, "min_len": 2, "max_len": 7,
-              "lr": 0.05, "batch_size": 32, "device": "cpu", "seed": 5, "init_cnn": "x.pt"}  # fmt: skip
+              "lr": 0.05, "batch_size": 32, "device": "cpu", "seed": 5, "init_cnn": "x.pt", "init_from": "y.pt",
+              "collection_weight": 0.25, "train_subset": 3000}  # fmt: skip
     assert set(values) == {o.field for o in OVERRIDES}  # this test covers every override
     args = parse_args(["--preset", "smoke", *override_argv(values)])
     assert overrides_from_args(args) == values

@@ -3,7 +3,9 @@
 Model selection (each phase's epoch) uses val's selection part only, val_select = MNIST
 train[55000:57500]; the calibration fitted at the end uses its calibration part only, val_calib =
 train[57500:60000] (core.data.splits), so no image both chooses the model and calibrates it. The test
-split is never touched here. Reproducibility and resume: every step's randomness is a pure function of
+split is never touched here. A run may start from a whole model (init_from) or its CNN (init_cnn), and
+may mix the user's collection (its train part, never its held-out part) into the CNN's batches
+(collection_weight); every checkpoint records that lineage. Reproducibility and resume: every step's randomness is a pure function of
 (seed, phase, epoch, step, rank), so a run resumed from resume.pt, even mid-epoch after SIGTERM,
 replays what an uninterrupted run would do.
 """
@@ -24,7 +26,7 @@ import torch
 from core.data.splits import SELECTION_SPLIT
 from core.io import atomic_write
 from core.model import DigitSumModel, final_sums
-from core.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from core.model.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from core.paths import code_version
 from core.seeds import derive_seed
 from core.training import distributed as dd
@@ -33,6 +35,7 @@ from core.training.records import append_record, make_record
 
 PHASES = tuple(SETUPS)  # cnn, head, joint
 RESUME_FILE = "resume.pt"
+MIN_COLLECTION_DIGITS = 20  # fewer of the user's own digits than this cannot teach a model their hand
 
 
 class TrainingInterrupted(RuntimeError):
@@ -46,7 +49,8 @@ def train(config, *, out_path, run_dir=None, progress=None, resume: bool = False
     run_dir: where metrics.jsonl and resume.pt go (rank 0 only); needed for resume and for a stop to
     leave a resumable state. progress(record) is called with each metrics record (records.py). `stop`:
     setting it stops like SIGTERM does. Raises TrainingInterrupted when stopped (after writing
-    resume.pt), ValueError on a bad config or missing resume state, CheckpointError on a bad init_cnn.
+    resume.pt), ValueError on a bad config, missing resume state or too small a collection (with
+    collection_weight), CheckpointError on a bad init_cnn or init_from.
     """
     config.validate()
     trainer = Trainer(config, out_path=Path(out_path), run_dir=Path(run_dir) if run_dir else None,
@@ -69,12 +73,18 @@ class Trainer:
 
         self.cfg, self.out_path, self.run_dir = cfg, out_path, run_dir
         self.progress_cb, self.show_progress, self.stop_event, self.stop = progress, show_progress, stop, False
+        # The user's digits first: too few of them is refused before anything starts.
+        self.x_mine, self.y_mine, self.decisions_applied = collection_digits(cfg)
         self.world, self.rank, self.device, self.owns_group = dd.init_distributed(cfg.device)
         self.amp = self.device.type == "cuda"  # bf16 autocast on CUDA only
         torch.manual_seed(cfg.seed)
-        self.model = DigitSumModel(cfg.model_config()).to(self.device)
-        if cfg.init_cnn:
-            self._load_cnn(cfg.init_cnn)
+        if cfg.init_from:  # the whole model, as saved (make_config took its shape into cfg)
+            self.model = load_model(cfg.init_from)[0].train().to(self.device)
+        else:
+            self.model = DigitSumModel(cfg.model_config()).to(self.device)
+            if cfg.init_cnn:
+                self._load_cnn(cfg.init_cnn)
+        self.parent = _parent(cfg.init_from or cfg.init_cnn)
         # Data: seeded subsets of train and of val's selection part (x_val: every val_* metric and every
         # epoch choice), and fixed sequences of that part for the val MAE. Calibration reads val_calib.
         mnist = load_mnist()
@@ -93,9 +103,13 @@ class Trainer:
         self.best: dict[str, dict] = {}  # phase (or "phase:last") -> {"score", "state", "metrics"}
         self.opt_state, self.elapsed_before, self.global_step = None, 0.0, 0
         self.train_logits = self.train_labels = self.val_logits = None
+        # A CNN step's batch: MNIST images plus collection_weight of the batch from the collection; an epoch
+        # is one pass over the MNIST images.
+        n_mine = min(round(cfg.collection_weight * cfg.batch_size), cfg.batch_size - 1) if len(self.x_mine) else 0
+        self.cnn_batch = (cfg.batch_size - n_mine, n_mine)
         # Progress: the relative cost of one step per phase (on CPU a head position costs ~1/20 of a CNN image).
         avg_len = (cfg.min_len + cfg.max_len) / 2
-        self.units = {"cnn": (cfg.epochs_cnn, max(1, len(self.x_train) // cfg.batch_size), cfg.batch_size * cfg.members),
+        self.units = {"cnn": (cfg.epochs_cnn, max(1, len(self.x_train) // self.cnn_batch[0]), cfg.batch_size * cfg.members),
                       "head": (cfg.epochs_head if self.head_trainable() else 0, cfg.head_steps,
                                cfg.head_batch * avg_len / 20),
                       "joint": (cfg.epochs_joint, cfg.joint_steps, cfg.joint_batch * avg_len * 1.2)}  # fmt: skip
@@ -217,7 +231,8 @@ class Trainer:
                 "val_digit_acc": float((self.val_logits.argmax(1) == self.y_val).float().mean())}  # fmt: skip
 
     def _final_metrics(self) -> dict:
-        self.cache_logits()
+        if self.val_logits is None:
+            self.val_logits = self.logits(self.x_val)
         metrics = self.val_metrics()
         metrics["val_mae_constant"] = float(np.abs(self.val_seqs.sums - np.median(self.val_seqs.sums)).mean())
         metrics["train_seconds"] = round(self.elapsed_before + time.time() - self.t0, 1)
@@ -235,12 +250,15 @@ class Trainer:
 
     def _metadata(self, metrics: dict) -> dict:
         cfg = self.cfg
-        return {"model_config": cfg.model_config().to_dict(), "head": cfg.head,
+        return {"model_config": self.model.config.to_dict(), "head": cfg.head,
                 "train_lengths": [cfg.min_len, cfg.max_len], "data_checksum": self.data_checksum,
                 "metrics": metrics, "selected_on": {"split": SELECTION_SPLIT, "images": len(self.x_val)},
                 "preset": cfg.preset, "train_config": asdict(cfg),
                 "code_version": code_version(), "torch_version": torch.__version__,
-                "device": self.device.type, "parameters": sum(p.numel() for p in self.model.parameters())}  # fmt: skip
+                "device": self.device.type, "parameters": sum(p.numel() for p in self.model.parameters()),
+                "lineage": {"parent": self.parent,
+                            "data": {"mnist_train": len(self.x_train), "collection_digits": len(self.x_mine),
+                                     "label_decisions": self.decisions_applied}}}  # fmt: skip
 
     # -- progress, metrics records, resume ------------------------------------------------------------
     def _progress(self, phase_index: int, epoch: int, step: int) -> float:
@@ -290,6 +308,30 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.pos, self.best, self.opt_state = state["pos"], state["best"], state["optimizer"]
         self.global_step, self.elapsed_before = state["global_step"], state["elapsed"]
+
+
+def collection_digits(cfg) -> tuple[np.ndarray, torch.Tensor, int]:
+    """(images, labels, standing label decisions covering them) of the collection's train part, which
+    the CNN phase mixes into its batches when collection_weight > 0; empty when it does not."""
+    from core.collection import training_digits
+    from core.paths import collection_dir
+    from core.training.config import flag
+
+    if not (cfg.collection_weight and cfg.epochs_cnn):
+        return np.zeros((0, 28, 28), np.uint8), torch.zeros(0, dtype=torch.int64), 0
+    images, labels, decisions = training_digits()
+    if len(images) < MIN_COLLECTION_DIGITS:
+        raise ValueError(f"{flag('collection_weight')} {cfg.collection_weight} (preset {cfg.preset}) needs at least "
+                         f"{MIN_COLLECTION_DIGITS} digits in the collection's train part ({collection_dir()}), which "
+                         f"holds {len(images)}; save more of your digits first (the dashboard's Write your own)")
+    return images, torch.from_numpy(labels.astype(np.int64)), decisions
+
+
+def _parent(path: str) -> dict | None:
+    """The lineage's parent: the checkpoint a run starts from, with its file's sha256 (None: from scratch)."""
+    from core.predict.cache import file_sha256
+
+    return {"path": str(Path(path).resolve()), "sha256": file_sha256(path)} if path else None
 
 
 def _copy_state(module: torch.nn.Module) -> dict:

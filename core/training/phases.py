@@ -21,7 +21,7 @@ from core.seeds import derive_seed
 from core.training.distributed import ddp
 
 # Purposes of derived seeds: the first element of the SeedSequence spawn key, so streams never collide.
-STEP, ORDER, VIEW = 0, 1, 2
+STEP, ORDER, VIEW, MINE = 0, 1, 2, 3
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, cfg) -> torch.Tensor:
@@ -109,7 +109,8 @@ def setup_cnn(t) -> Phase:
     cfg, cnn = t.cfg, t.model.cnn
     opt = torch.optim.SGD(cnn.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
     opt.param_groups[0]["base_lr"] = cfg.lr
-    batch, per_rank = cfg.batch_size, max(1, cfg.batch_size // t.world)
+    n_mnist, n_mine = t.cnn_batch  # a step's MNIST images and collection digits, global over ranks
+    per_rank = max(1, cfg.batch_size // t.world)
     orders = {}  # epoch -> the epoch's order: the same on every rank; each rank takes its share
 
     def step(module, epoch, step, gen):
@@ -117,10 +118,16 @@ def setup_cnn(t) -> Phase:
             orders.clear()
             orders[epoch] = torch.randperm(len(t.x_train), generator=torch.Generator().manual_seed(
                 derive_seed(cfg.seed, ORDER, epoch)))  # fmt: skip
-        idx = orders[epoch][step * batch : (step + 1) * batch][t.rank :: t.world][:per_rank]
-        x = augment(to_float(t.x_train[idx.numpy()], t.device), gen, cfg)
+        idx = orders[epoch][step * n_mnist : (step + 1) * n_mnist]
+        images, labels = t.x_train[idx.numpy()], t.y_train[idx]
+        if n_mine:  # the collection's share: drawn at random (it is small), the same draw on every rank
+            pick = torch.randint(len(t.x_mine), (n_mine,), generator=torch.Generator().manual_seed(
+                derive_seed(cfg.seed, MINE, epoch, step)))  # fmt: skip
+            images, labels = np.concatenate([images, t.x_mine[pick.numpy()]]), torch.cat([labels, t.y_mine[pick]])
+        share = torch.arange(len(labels))[t.rank :: t.world][:per_rank]
+        x = augment(to_float(images[share.numpy()], t.device), gen, cfg)
         logits = module(x).float()  # (members, b, 10)
-        y = t.y_train[idx].to(t.device).repeat(logits.shape[0])
+        y = labels[share].to(t.device).repeat(logits.shape[0])
         return F.cross_entropy(logits.reshape(-1, 10), y, label_smoothing=cfg.label_smoothing)
 
     def evaluate():

@@ -17,6 +17,7 @@ from dashboard.ui import charts
 
 MIN_TRAIN_DIGITS = 20  # the personal preset refuses fewer (core.training)
 NOTICE = "_personal_notice"
+QUICK = {"train_subset": 2000}  # a quick check: the whole loop in a minute, not a model to keep
 
 
 def collection_summary(checkpoint: Path, name: str) -> int:
@@ -39,8 +40,9 @@ def collection_summary(checkpoint: Path, name: str) -> int:
 
 
 def _launch(parent: str) -> None:
+    quick = QUICK if st.session_state.get("hw_quick") else {}
     try:
-        run = runs.launch({"preset": "personal", "init_from": parent, "device": "auto"})
+        run = runs.launch({"preset": "personal", "init_from": parent, "device": "auto", **quick})
     except (ValueError, runs.RunError, OSError) as exc:
         st.session_state[NOTICE] = ("error", f"Cannot start the personal run: {exc}")
     else:
@@ -51,6 +53,8 @@ def _launch(parent: str) -> None:
 def train_button(checkpoint: Path, name: str, train_digits: int) -> None:
     """Launch a registry run with the `personal` preset, starting from the selected model."""
     enough = train_digits >= MIN_TRAIN_DIGITS
+    st.toggle("Quick check", key="hw_quick", help=f"Train on {QUICK['train_subset']:,} MNIST images instead of the "
+              "preset's: the whole loop in about a minute, to see it work, not a model to keep.")
     st.button(f"Train a personal model from {name}", icon=":material/model_training:", key="hw_train_personal",
               disabled=not enough, on_click=_launch, args=(str(checkpoint),),
               help="Fine-tunes the model's CNN briefly on MNIST mixed with your collection's train part, in the "
