@@ -223,3 +223,25 @@ def test_the_box_edits_themselves():
     assert edited(boxes, "split", 0) == [(0, 0, 5, 10), (5, 0, 10, 10), (12, 0, 20, 10), (30, 0, 40, 10)]
     assert edited(boxes, "delete", 1) == [(0, 0, 10, 10), (30, 0, 40, 10)]
     assert edited(boxes[:1], "delete", 0) == boxes[:1]  # one box always stays
+
+
+def test_the_personal_model_button_launches_a_personal_run_from_the_selected_model(env, no_spawn):
+    from core import runs
+    from core.collection import load_collection, save_digits
+    from core.data import load_mnist, split_arrays
+
+    images, labels = split_arrays(load_mnist(), "val_select")
+    for start in range(0, 60, 6):  # ten saves: about two held out, the rest (over 20 digits) to train on
+        save_digits(images[start:start + 6], labels[start:start + 6].astype(np.int64), source="test")
+    at = open_page(VIEW)
+    assert by_label(at.metric, "Digits saved").value == "60"
+    assert by_label(at.metric, "Held out").value == str(len(load_collection("holdout")[1]))
+    button = by_label(at.button, "Train a personal model from dashboard_checkpoints0/default.pt")
+    assert not button.disabled
+    by_label(at.toggle, "Quick check").set_value(True).run()
+    by_label(at.button, "Train a personal model from dashboard_checkpoints0/default.pt").click().run()
+    assert not at.exception and "is training a personal model" in at.success[0].value
+    [run] = runs.list_runs()
+    assert run.preset == "personal" and run.status == "queued"
+    assert run.overrides["init_from"] == str(env / "default.pt") and run.overrides["train_subset"] == 2000
+    assert no_spawn  # handed to a supervisor (recorded here instead of started)

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
-from dashboard.ui import slice_charts
+from dashboard.ui import decision_format, slice_charts
 
 MAX_IMAGES = 40  # per side; the heading gives the full count
 
@@ -20,10 +20,12 @@ def image_grid(rows: pd.DataFrame, wrong: str) -> None:
     if rows.empty:
         st.caption("None.")
         return
-    images = data.test_split()[0]
+    images, decided = data.test_split()[0], data.decided("test")
     shown = rows.head(MAX_IMAGES)
     st.image([images[int(i)] for i in shown["index"]], width=48, clamp=True, caption=[
-        f"#{int(r['index'])}: {int(r['label'])}, read {int(r[f'pred_{wrong}'])}" for _, r in shown.iterrows()])
+        f"#{int(r['index'])}: {int(r['label'])}, read {int(r[f'pred_{wrong}'])}"
+        + (f" {decision_format.strip_badge(decided[int(r['index'])])}" if int(r["index"]) in decided else "")
+        for _, r in shown.iterrows()])
     if len(rows) > MAX_IMAGES:
         st.caption(f"The first {MAX_IMAGES} of {len(rows):,}.")
 
