@@ -44,9 +44,11 @@ TRIED = [
     "on val: it does not carry over fully to test, because the error pattern of so few misread images differs "
     "between the splits. The table of headline figures with the 30 most suspect images set aside shows how much "
     "of every miss those images carry.",
-    "Dashboard: Error analysis's figures are cached per evaluation set and filtered rows, and the launcher fills "
-    "the Overview's caches before the server starts; a click that lands on Error analysis still spends most of "
-    "its time in the browser drawing five charts and two tables.",
+    "Dashboard (issue 16's 0.6 s per cached click): the evaluation table is columnar and held once per set, "
+    "Error analysis draws one chart at a time (each plotly chart costs the browser about 0.1 s), the "
+    "predicted-vs-true grid is binned on the server, and a click counts until the last change a person can see. "
+    "The slowest click left is Slices -> Digit map, whose 10,000 points are drawn with software WebGL in a "
+    "browser without a GPU; it measured 0.47-0.73 s over three runs on the same machine.",
 ]
 
 # Issue 16: clicks measured in headless chromium with caches warm (scripts/dashboard_timing.py).
