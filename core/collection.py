@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.data.decisions import apply_decisions, load_decisions
 from core.io import savez_atomic
 from core.paths import collection_dir
 
@@ -93,11 +94,7 @@ def training_digits() -> tuple[np.ndarray, np.ndarray, int]:
 
 def _decisions(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(decided labels, excluded indices, indices with a standing decision) of the whole collection, in
-    load_collection("all") order. Without core.data.decisions (an older checkout) there are none."""
-    try:
-        from core.data.decisions import apply_decisions, load_decisions
-    except ImportError:
-        return labels, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    load_collection("all") order."""
     decided, excluded = apply_decisions("mine", labels)
     covered = load_decisions("mine")["index"].to_numpy(np.int64)
     return decided, excluded, covered[covered < len(labels)]

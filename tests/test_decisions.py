@@ -4,7 +4,6 @@ import json
 import subprocess
 import sys
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -14,6 +13,7 @@ from core import evaluate, load_predictor
 from core.data import apply_decisions, load_decisions, load_mnist, record_decision, split_arrays
 from core.evaluate.reliability import digit_calibration
 from core.paths import DEFAULT_CHECKPOINT, REPO_ROOT
+from tests.test_evaluate import FakePrediction
 
 TEST_LABELS = split_arrays(load_mnist(), "test")[1]
 EVAL = dict(lengths=[5, 50], per_length=40, seed=3)
@@ -244,15 +244,6 @@ def test_suspect_labels_judge_the_decided_labels(predictor):
     assert len(evaluate.suspect_labels(predictor)) == 10_000  # decisions=False: as before
     with pytest.raises(ValueError, match="whole split"):
         evaluate.suspect_labels(predictor, images=np.zeros((2, 28, 28), np.uint8), labels=[1, 2], decisions=True)
-
-
-@dataclass
-class FakePrediction:
-    sums: np.ndarray
-    digit_probs: list
-    running: list
-    p_exact: np.ndarray
-    interval: np.ndarray
 
 
 class ReadsMnist:

@@ -10,15 +10,29 @@ import numpy as np
 import streamlit as st
 
 from core import evaluate
-from core.collection import load_collection
+from core.collection import PATTERN, load_collection, training_digits
 from core.paths import collection_dir
+from dashboard.data.label_decisions import log_version
 from dashboard.data.checkpoints import FileKey, _predictor, file_key
 
 
 def collection_version() -> tuple:
     """The saves' names and sizes: any save, deletion or rewrite changes it."""
     folder = collection_dir()
-    return tuple((p.name, p.stat().st_size) for p in sorted(folder.glob("digits-*.npz"))) if folder.is_dir() else ()
+    return tuple((p.name, p.stat().st_size) for p in sorted(folder.glob(PATTERN))) if folder.is_dir() else ()
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _collection(version: tuple, decided) -> dict:
+    images, labels = load_collection("all")
+    return {"images": images, "labels": labels, "held_out": len(load_collection("holdout")[1]),
+            "train": len(training_digits()[1])}
+
+
+def collection() -> dict:
+    """The whole collection ("images", "labels") and the sizes of its parts ("held_out"; "train": what a
+    personal model learns from, after the label decisions about "mine"), read once per version."""
+    return _collection(collection_version(), log_version("mine"))
 
 
 @st.cache_data(show_spinner="Reading your held-out digits…", max_entries=16)

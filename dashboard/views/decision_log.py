@@ -9,7 +9,6 @@ import base64
 import pandas as pd
 import streamlit as st
 
-from core.collection import load_collection
 from core.images import png_bytes
 from dashboard import data, decide, state
 from dashboard.ui import decision_format, table_format
@@ -20,7 +19,8 @@ st.title("Label decisions")
 decide.notice()
 
 test_images, test_labels = data.test_split()
-mine_images, mine_labels = load_collection()
+mine = data.collection()
+mine_images, mine_labels = mine["images"], mine["labels"]
 tables = {"test": decision_format.decisions_table("test", data.decisions("test"), test_labels,
                                                   predictor.split_logits("test").argmax(axis=1)),
           "mine": decision_format.decisions_table("mine", data.decisions("mine"), mine_labels, None)}

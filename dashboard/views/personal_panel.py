@@ -10,7 +10,6 @@ import pandas as pd
 import streamlit as st
 
 from core import runs
-from core.collection import load_collection, training_digits
 from core.model.checkpoint import read_metadata
 from dashboard import data
 from dashboard.ui import charts
@@ -22,8 +21,8 @@ QUICK = {"train_subset": 2000}  # a quick check: the whole loop in a minute, not
 
 def collection_summary(checkpoint: Path, name: str) -> int:
     """The collection's parts and the selected model's held-out figures; returns the train part's size."""
-    everything, held = len(load_collection("all")[1]), len(load_collection("holdout")[1])
-    train = len(training_digits()[1])
+    parts = data.collection()
+    everything, held, train = len(parts["labels"]), parts["held_out"], parts["train"]
     st.subheader("Your collection")
     c1, c2, c3 = st.columns(3)
     c1.metric("Digits saved", f"{everything:,}")

@@ -51,7 +51,7 @@ for start in range(0, len(top), COLUMNS_PER_ROW):
             st.markdown(f"given **{row['given']}**  \nread **{row['suggested']}**  \nscore {row['score']:.3f}"
                         + ("  \n:red[flagged]" if row["flagged"] else "")
                         + (f"  \n{decision_format.badge(decided[image])}" if image in decided else ""))
-            with st.popover("Decide", icon=":material/gavel:", width="stretch"):
+            with st.popover("Decide", width="stretch"):  # no icon: a tenth of the page is too narrow for both
                 decide.controls("test", image, int(row["given"]), int(row["suggested"]), key=f"dec_{image}")
             st.button(f"#{image}", key=f"sus_{image}", on_click=select, args=(image,),
                       help=f"List the evaluation set's sequences that use test image {image} ({used[image]})",
