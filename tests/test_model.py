@@ -79,14 +79,17 @@ def test_argmax_sum_head_sums_argmax_digits():
     assert final_sums(running, torch.tensor([4, 2])).tolist() == [16, 14]
 
 
-def test_ensemble_averages_member_log_probabilities():
+def test_ensemble_averages_member_calibrated_probabilities():
     torch.manual_seed(0)
     model = DigitSumModel(ModelConfig(members=3, widths=[4, 8, 8])).eval()
+    model.cnn.member_temperature.copy_(torch.tensor([0.5, 1.0, 2.0]))
     x = torch.rand(4, 1, 28, 28)
     out = model.cnn(x)
     members = model.cnn.member_logits(x)
     assert members.shape == (3, 4, 10)
-    assert torch.allclose(out, members.log_softmax(-1).mean(0), atol=1e-6)
+    by_hand = (members / torch.tensor([0.5, 1.0, 2.0]).view(3, 1, 1)).softmax(-1).mean(0)
+    assert torch.allclose(out.exp(), by_hand, atol=1e-6)  # out is the log of the mean probability
+    assert not torch.allclose(out, members.log_softmax(-1).mean(0), atol=1e-3)  # not the mean log-probability
 
 
 def test_full_forward_runs_cnn_then_head():

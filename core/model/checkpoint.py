@@ -155,6 +155,8 @@ def load_model(path: str | os.PathLike, map_location="cpu") -> tuple[DigitSumMod
         raise CheckpointError(f"checkpoint {path}: head {metadata['head']!r} disagrees with model_config")
     model = DigitSumModel(config)
     expected = model.state_dict()
+    if config.members > 1 and "cnn.member_temperature" not in state_dict:  # saved before member temperatures
+        state_dict = {**state_dict, "cnn.member_temperature": torch.ones(config.members)}
     missing, unexpected = sorted(set(expected) - set(state_dict)), sorted(set(state_dict) - set(expected))
     reshaped = sorted(k for k in set(expected) & set(state_dict) if expected[k].shape != state_dict[k].shape)
     if missing or unexpected or reshaped:  # our own summary: torch's message is pages long

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -37,15 +39,20 @@ class DigitCNN(nn.Module):
 
 
 class CNNEnsemble(nn.Module):
-    """Averages the log-probabilities of independent DigitCNN members (a single member is the plain CNN).
+    """Averages the calibrated probabilities of independent DigitCNN members (one member: the plain CNN).
 
-    forward returns (B, 10) logits (for several members: the averaged log-probabilities, which are
-    valid logits). Training gives each member its own loss through member_logits (M, B, 10).
+    forward returns (B, 10) logits; for several members, log(mean_m softmax(z_m / T_m)), the log of the
+    members' averaged probabilities, each member first divided by its own temperature T_m (fitted on
+    val_calib by core.training.ensemble; 1 until then). Averaging probabilities rather than
+    log-probabilities keeps a digit the members disagree about unsure. Training gives each member its
+    own loss through member_logits (M, B, 10).
     """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.members = nn.ModuleList(DigitCNN(cfg.widths, cfg.dropout) for _ in range(cfg.members))
+        if cfg.members > 1:
+            self.register_buffer("member_temperature", torch.ones(cfg.members))
 
     def member_logits(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -79,5 +86,10 @@ class CNNEnsemble(nn.Module):
         x = x.contiguous(memory_format=torch.channels_last)  # faster oneDNN convs on CPU
         if len(self.members) == 1:
             return self.members[0](x)
-        return self.member_logits(x).float().log_softmax(-1).mean(0)
+        return self.member_log_probs(x).logsumexp(0) - math.log(len(self.members))
+
+    def member_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """(M, B, 10) each member's calibrated log-probabilities, log softmax(z_m / T_m)."""
+        z = self.member_logits(x).float()
+        return (z / self.member_temperature.view(-1, 1, 1)).log_softmax(-1)
 

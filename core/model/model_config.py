@@ -28,7 +28,7 @@ def resolve_device(device: str = "auto") -> torch.device:
 class ModelConfig:
     head: str = "lstm"  # one of HEADS
     widths: list[int] = field(default_factory=lambda: [32, 64, 128])  # CNN channels per stage
-    members: int = 1  # CNN ensemble size: the members' log-probabilities are averaged
+    members: int = 1  # CNN ensemble size: the members' calibrated probabilities are averaged (cnn.py)
     dropout: float = 0.1  # before the CNN's classifier
     hidden: int = 64  # "lstm" head
     hard: bool = True  # "lstm" head: integer (argmax) contributions; False: expected digit values

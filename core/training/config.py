@@ -95,6 +95,8 @@ class TrainConfig:
         for name in ("train_subset", "val_subset"):
             check(is_int(name, 0), name, "0 (all) or a positive count")
         check(is_int("head_views", 0, 16), "head_views", "an int in 0..16")
+        check(isinstance(self.label_smoothing, (int, float)) and not isinstance(self.label_smoothing, bool)
+              and 0 <= self.label_smoothing < 1, "label_smoothing", "in [0, 1)")
         for name, hi in (("aug_rotate", 180), ("aug_scale", 0.5), ("aug_shift", 14), ("aug_shear", 1), ("aug_elastic", 5),
                          ("aug_thickness", 1), ("aug_noise", 1)):
             check(isinstance(getattr(self, name), (int, float)) and 0 <= getattr(self, name) <= hi, name, f"in [0, {hi}]")
@@ -159,6 +161,8 @@ OVERRIDES: tuple[Override, ...] = (
     Override("init_from", str, "start from this whole model, CNN and head (personal: default the active default)"),
     Override("collection_weight", float, "share of each CNN batch from your collection's train part (0: off)"),
     Override("train_subset", int, "MNIST train images the CNN sees (0: all 55,000; a quick check takes a few)"),
+    Override("members", int, "CNNs in the ensemble, trained side by side on the same batches (default 1)"),
+    Override("label_smoothing", float, "label smoothing of the CNN's loss (default 0.1; 0: plain cross-entropy)"),
 )
 OVERRIDE_FIELDS = tuple(o.field for o in OVERRIDES)
 

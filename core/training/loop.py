@@ -43,18 +43,19 @@ class TrainingInterrupted(RuntimeError):
 
 
 def train(config, *, out_path, run_dir=None, progress=None, resume: bool = False, show_progress: bool = False,
-          stop: threading.Event | None = None) -> dict:  # fmt: skip
+          stop: threading.Event | None = None, calibrate: bool = True) -> dict:  # fmt: skip
     """Train per `config`, write the best checkpoint to out_path (rank 0), return the final val metrics.
 
     run_dir: where metrics.jsonl and resume.pt go (rank 0 only); needed for resume and for a stop to
     leave a resumable state. progress(record) is called with each metrics record (records.py). `stop`:
-    setting it stops like SIGTERM does. Raises TrainingInterrupted when stopped (after writing
+    setting it stops like SIGTERM does. calibrate=False leaves the calibration out (an ensemble member's
+    is fitted when the members are assembled, core.training.ensemble). Raises TrainingInterrupted when stopped (after writing
     resume.pt), ValueError on a bad config, missing resume state or too small a collection (with
     collection_weight), CheckpointError on a bad init_cnn or init_from.
     """
     config.validate()
     trainer = Trainer(config, out_path=Path(out_path), run_dir=Path(run_dir) if run_dir else None,
-                      progress=progress, show_progress=show_progress, stop=stop)  # fmt: skip
+                      progress=progress, show_progress=show_progress, stop=stop, calibrate=calibrate)  # fmt: skip
     in_main = threading.current_thread() is threading.main_thread()  # signals can only be set there
     previous = signal.signal(signal.SIGTERM, trainer.request_stop) if in_main else None
     try:
@@ -68,11 +69,13 @@ def train(config, *, out_path, run_dir=None, progress=None, resume: bool = False
 
 
 class Trainer:
-    def __init__(self, cfg, *, out_path: Path, run_dir: Path | None, progress=None, show_progress=False, stop=None):
+    def __init__(self, cfg, *, out_path: Path, run_dir: Path | None, progress=None, show_progress=False, stop=None,
+                 calibrate=True):
         from core.data import generate_sequences, load_mnist, mnist_checksum, split_arrays
 
         self.cfg, self.out_path, self.run_dir = cfg, out_path, run_dir
         self.progress_cb, self.show_progress, self.stop_event, self.stop = progress, show_progress, stop, False
+        self.calibrate = calibrate
         # The user's digits first: too few of them is refused before anything starts.
         self.x_mine, self.y_mine, self.decisions_applied = collection_digits(cfg)
         self.world, self.rank, self.device, self.owns_group = dd.init_distributed(cfg.device)
@@ -139,7 +142,8 @@ class Trainer:
         metrics = self._final_metrics()
         if self.rank == 0:
             metadata = self._metadata(metrics)
-            metadata["calibration"] = self._calibration(metadata)
+            if self.calibrate:
+                metadata["calibration"] = self._calibration(metadata)
             save_checkpoint(self.out_path, self.model.state_dict(), metadata)
             self._record("done", 0, 0, None, metrics, checkpoint=str(self.out_path))
         dd.barrier(self.world)

@@ -1,0 +1,92 @@
+"""The ensemble checkpoint: a 2-member smoke ensemble trained through its CLI, the shipped ensemble, and
+how its members are assembled."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from core import load_predictor
+from core.data import load_mnist, split_arrays
+from core.model.checkpoint import CheckpointError, read_metadata
+from core.paths import CHECKPOINTS_DIR, REPO_ROOT
+from core.training.ensemble import assemble
+
+SHIPPED = CHECKPOINTS_DIR / "ensemble.pt"
+
+
+@pytest.fixture(scope="module")
+def smoke_ensemble(tmp_path_factory):
+    """Two smoke members on 1,000 train images each, then the head: the whole CLI, in a subprocess."""
+    root = tmp_path_factory.mktemp("ensemble")
+    done = subprocess.run([sys.executable, "-m", "scripts.ensemble", "--preset", "smoke", "--members", "2",
+                           "--train-subset", "1000", "--device", "cpu", "--out", str(root / "ens.pt"), "--no-progress"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root
+
+
+def test_smoke_ensemble_trains_two_members_with_their_own_seeds(smoke_ensemble):
+    meta = read_metadata(smoke_ensemble / "ens.pt")
+    assert meta["model_config"]["members"] == 2 and meta["head"] == "lstm"
+    members = meta["ensemble"]["members"]
+    assert [m["seed"] for m in members] == [0, 1]  # --seed 0 (the preset's) + member index
+    assert len(meta["ensemble"]["member_temperature"]) == 2 and min(meta["ensemble"]["member_temperature"]) > 0
+    assert meta["calibration"]["fitted_on"] == "val_calib"  # the head's calibration, as any run's
+    first, second = (torch.load(smoke_ensemble / "ens.work" / f"member-{i}.pt", weights_only=True)["state_dict"]
+                     for i in range(2))
+    key = "cnn.members.0.features.0.weight"
+    assert not torch.equal(first[key], second[key])  # different seeds, different members
+
+
+def test_smoke_ensemble_predicts_a_sum_distribution(smoke_ensemble):
+    predictor = load_predictor(smoke_ensemble / "ens.pt", device="cpu")
+    images, labels = split_arrays(load_mnist(), "test")
+    batch = images[:12].reshape(3, 4, 28, 28)
+    prediction = predictor.run(batch)
+    assert prediction.sums.shape == (3,) and prediction.has_distribution
+    for dist in predictor.sum_distribution(prediction=prediction):
+        assert np.all(dist.probs >= 0) and abs(dist.probs.sum() - 1) < 1e-6
+        assert dist.support.min() >= 0 and dist.support.max() <= 36  # four digits sum to 0..36
+
+
+def _check_shipped_distribution(predictor, images, labels):
+    batch = images[:200].reshape(20, 10, 28, 28)
+    prediction = predictor.run(batch)
+    truth = labels[:200].reshape(20, 10).sum(1)
+    assert (np.rint(prediction.sums) == truth).mean() >= 0.9  # a trained ensemble, not a smoke one
+    for dist, (lo, hi) in zip(predictor.sum_distribution(prediction=prediction), prediction.interval):
+        assert np.all(dist.probs >= 0) and abs(dist.probs.sum() - 1) < 1e-6
+        assert dist.support.min() <= lo <= hi <= dist.support.max()
+
+
+def test_shipped_ensemble_loads_predicts_and_fits_the_size_budget():
+    assert SHIPPED.is_file(), "checkpoints/ensemble.pt is part of the repository"
+    assert SHIPPED.stat().st_size <= 6 * 2**20
+    meta = read_metadata(SHIPPED)
+    assert 3 <= meta["model_config"]["members"] <= 5 and meta["head"] == "lstm"
+    assert meta["ensemble"]["temperatures_fitted_on"] == "val_calib" and meta["ensemble"]["val"]["split"] == "val_select"
+    images, labels = split_arrays(load_mnist(), "test")
+    _check_shipped_distribution(load_predictor(SHIPPED, device="cpu"), images, labels)
+
+
+def test_assemble_refuses_one_member_or_members_of_other_shapes(smoke_checkpoint, smoke_ensemble, tmp_path):
+    with pytest.raises(ValueError, match="at least 2"):
+        assemble([smoke_checkpoint], tmp_path / "one.pt")
+    with pytest.raises(CheckpointError, match="single CNNs of one shape"):
+        assemble([smoke_checkpoint, smoke_ensemble / "ens.pt"], tmp_path / "mixed.pt")  # an ensemble is no member
+    assert not (tmp_path / "mixed.pt").exists()
+
+
+def test_cli_names_the_flag_on_bad_input(tmp_path):
+    for args, expected in ((["--members", "1"], "--members must be at least 2"),
+                           (["--members-from", str(tmp_path / "nope.pt"), str(tmp_path / "nope2.pt")], "--members-from"),
+                           (["--compare", str(tmp_path / "nope.pt")], "--compare")):
+        done = subprocess.run([sys.executable, "-m", "scripts.ensemble", "--out", str(tmp_path / "e.pt"), *args],
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and done.stderr.startswith("error: ") and expected in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
