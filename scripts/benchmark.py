@@ -135,6 +135,8 @@ def main(argv=None) -> int:
                         help="handwriting rows for the robustness probe of the default checkpoint; 0 skips the probes")
     parser.add_argument("--no-personal", action="store_true",
                         help="skip the probe that trains a personal model of a stand-in writer (a few minutes)")
+    parser.add_argument("--no-ensemble", action="store_true",
+                        help="skip CHECKPOINT_DIR/ensemble.pt, the ensemble benchmarked beside the default (issue 19)")
     parser.add_argument("--dashboard", action="store_true", help="also time the dashboard in headless chromium")
     parser.add_argument("--note", action="append", default=[], help="a note to add to the report (repeatable)")
     parser.add_argument("--out", default="reports/benchmark", help="output prefix (.md and .json)")
@@ -170,6 +172,15 @@ def main(argv=None) -> int:
         "trust_per_length": args.trust_per_length,
         "suspects": suspects_both_ways(checkpoint_for("lstm" if "lstm" in heads else heads[0], checkpoint_dir)),
     }
+    default_result = next((r for r in results if r["head"] == "lstm"), None)
+    path = checkpoint_dir / "ensemble.pt"
+    if not args.no_ensemble and default_result is not None and path.is_file():
+        from scripts.benchmark_ensemble import ensemble_report
+
+        print(f"benchmarking the ensemble ({path}) ...", flush=True)
+        result = benchmark_head("ensemble", path, lengths, args.per_length, args.seed, args.trust_per_length)
+        report["ensemble"] = {"result": result, **ensemble_report(path, checkpoint_for("lstm", checkpoint_dir), result,
+                                                                  default_result)}
     if args.probe_rows:
         from scripts.benchmark_probes import PERSONAL_SIZE, personal, probe
 

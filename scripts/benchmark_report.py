@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from core.evaluate import ORIGINAL_MAE
+from scripts.benchmark_ensemble import ensemble_markdown
 from scripts.benchmark_probes import meets, probe_markdown
 
 TARGETS = {  # the default checkpoint's targets (issue 10 for accuracy and speed)
@@ -138,6 +139,7 @@ def render_markdown(report: dict) -> str:
         if not all(ok for *_, ok in target_rows(default)):
             out += ["", "### What was tried against the missed targets", ""] + [f"- {line}" for line in TRIED]
     out += trust_markdown(report)
+    out += ensemble_markdown(report.get("ensemble"))
     out += probe_markdown(report.get("probes"))
     if report.get("notes"):
         out += ["", "## Notes", ""] + [f"- {note}" for note in report["notes"]]

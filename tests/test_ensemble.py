@@ -23,7 +23,7 @@ SHIPPED = CHECKPOINTS_DIR / "ensemble.pt"
 def smoke_ensemble(tmp_path_factory):
     """Two smoke members on 1,000 train images each, then the head: the whole CLI, in a subprocess."""
     root = tmp_path_factory.mktemp("ensemble")
-    done = subprocess.run([sys.executable, "-m", "scripts.ensemble", "--preset", "smoke", "--members", "2",
+    done = subprocess.run([sys.executable, "-m", "scripts.train_ensemble", "--preset", "smoke", "--members", "2",
                            "--train-subset", "1000", "--device", "cpu", "--out", str(root / "ens.pt"), "--no-progress"],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -86,7 +86,7 @@ def test_cli_names_the_flag_on_bad_input(tmp_path):
     for args, expected in ((["--members", "1"], "--members must be at least 2"),
                            (["--members-from", str(tmp_path / "nope.pt"), str(tmp_path / "nope2.pt")], "--members-from"),
                            (["--compare", str(tmp_path / "nope.pt")], "--compare")):
-        done = subprocess.run([sys.executable, "-m", "scripts.ensemble", "--out", str(tmp_path / "e.pt"), *args],
+        done = subprocess.run([sys.executable, "-m", "scripts.train_ensemble", "--out", str(tmp_path / "e.pt"), *args],
                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and done.stderr.startswith("error: ") and expected in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1

@@ -133,3 +133,13 @@ def test_dashboard_caches_live_in_data_and_ui_builders_hold_no_streamlit_state()
             assert path.parent.name == "data", path
         if path.parent.name == "ui":
             assert "import streamlit" not in text and "session_state" not in text, path
+
+
+def test_the_published_label_errors_only_score_the_benchmark():
+    """Northcutt et al.'s list of test label errors may score a ranking, never feed a model or a ranking."""
+    graph = import_graph()
+    readers = sorted(name for name, edges in graph.items() if "scripts.benchmark_ensemble" in edges)
+    assert readers and all(name.startswith("scripts.benchmark") for name in readers), readers
+    listed = "947, 1621, 1901"  # the list's first entries, as written there
+    holders = [p for p in python_files(*PACKAGES) if listed in p.read_text()]
+    assert holders == [REPO_ROOT / "scripts" / "benchmark_ensemble.py"], holders

@@ -80,6 +80,8 @@ def test_cli_rejects_bad_arguments_with_exit_code_2(tmp_path):
 @pytest.mark.parametrize("args, expected", [
     (["--lr", "-1"], "error: --lr must be in (0, 1], got -1.0"),
     (["--epochs-cnn", "-3"], "error: --epochs-cnn must be an int in 0..1000, got -3"),
+    (["--label-smoothing", "1"], "error: --label-smoothing must be in [0, 1), got 1.0"),
+    (["--members", "0"], "error: --members must be an int in 1..16, got 0"),
     (["--preset", "huge"], "error: argument --preset: invalid choice: 'huge'"),
     (["--init-cnn", "/nonexistent/model.pt"], "error: --init-cnn must be an existing checkpoint file, got"),
 ])  # fmt: skip
@@ -96,7 +98,7 @@ def test_cli_flags_are_derived_from_overrides():
 
     values = {"head": "deepsets", "epochs_cnn": 2, "epochs_head": 3, "epochs_joint": 1, "min_len": 2, "max_len": 7,
               "lr": 0.05, "batch_size": 32, "device": "cpu", "seed": 5, "init_cnn": "x.pt", "init_from": "y.pt",
-              "collection_weight": 0.25, "train_subset": 3000}  # fmt: skip
+              "collection_weight": 0.25, "train_subset": 3000, "members": 2, "label_smoothing": 0.0}  # fmt: skip
     assert set(values) == {o.field for o in OVERRIDES}  # this test covers every override
     args = parse_args(["--preset", "smoke", *override_argv(values)])
     assert overrides_from_args(args) == values

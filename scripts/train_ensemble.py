@@ -1,4 +1,4 @@
-"""Train an ensemble checkpoint: `python -m scripts.ensemble --members 3 --out checkpoints/ensemble.pt`.
+"""Train an ensemble checkpoint: `python -m scripts.train_ensemble --members 3 --out checkpoints/ensemble.pt`.
 
 Thin CLI over core.training.ensemble: --members CNNs of the preset's recipe, each its own run with seed
 --seed + m (or the single-CNN checkpoints given with --members-from), stacked into one CNN ensemble,
@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     from core.training import PRESETS, add_override_flags, make_config, overrides_from_args
     from core.training.ensemble import train_ensemble
 
-    p = Parser(prog="python -m scripts.ensemble", description=__doc__.splitlines()[0])
+    p = Parser(prog="python -m scripts.train_ensemble", description=__doc__.splitlines()[0])
     p.add_argument("--preset", choices=sorted(p for p in PRESETS if p != "personal"), default="default",
                    help="the recipe of every member and of the head (default: the shipped single CNN's)")
     add_override_flags(p)
