@@ -131,6 +131,19 @@ def test_headlines_from_the_benchmark(tmp_path):
     # A benchmark older than the checkpoint describes another model: ignored.
     assert headline_cards.benchmark_headlines(report, ckpt, tmp_path, "2031-01-01T00:00:00+00:00") == {}
     assert headline_cards.benchmark_headlines(None, ckpt, tmp_path, "2030") == {}
+    # The ensemble is benchmarked beside the heads, under its own key.
+    ensemble = tmp_path / "ensemble.pt"
+    ensemble.write_bytes(b"")
+    report["ensemble"] = {"result": {"checkpoint": "ensemble.pt", "digit_acc": 0.9981, "original": {"mae": 0.02}}}
+    assert headline_cards.benchmark_headlines(report, ensemble, tmp_path, "2030-01-01T00:00:00+00:00") == {
+        "protocol_mae": 0.02, "digit_acc": 0.9981}
+    assert headline_cards.benchmark_headlines(report, ckpt, tmp_path, "2030-01-01T00:00:00+00:00")["digit_acc"] == 0.998
+
+
+def test_cnn_text_says_how_many_cnns_read_the_digits():
+    assert table_format.cnn_text({"model_config": {"members": 1}}) == "one CNN"
+    assert table_format.cnn_text({"model_config": {"members": 3}}).startswith("an ensemble of 3 CNNs")
+    assert table_format.cnn_text(None) == "one CNN"
 
 
 def test_metadata_rows_flatten_nested_dicts():

@@ -46,7 +46,8 @@ def benchmark_headlines(report: dict | None, checkpoint, repo_root, created: str
     if not report or not created or str(report.get("created", "")) < str(created):
         return {}
     target = Path(checkpoint).resolve()
-    for entry in report.get("heads") or []:
+    ensemble = (report.get("ensemble") or {}).get("result")  # issue 19's ensemble, benchmarked beside the heads
+    for entry in (report.get("heads") or []) + ([ensemble] if ensemble else []):
         path = Path(entry.get("checkpoint") or "")
         if (path if path.is_absolute() else Path(repo_root) / path).resolve() != target:
             continue

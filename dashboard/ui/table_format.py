@@ -21,6 +21,12 @@ def training_range(metadata: dict | None) -> tuple[int, int] | None:
     return lo, hi
 
 
+def cnn_text(metadata: dict | None) -> str:
+    """What reads the digits: "one CNN", or "an ensemble of 3 CNNs" whose calibrated probabilities are averaged."""
+    members = ((metadata or {}).get("model_config") or {}).get("members") or 1
+    return "one CNN" if members == 1 else f"an ensemble of {members} CNNs (their calibrated probabilities averaged)"
+
+
 def nice_bucket_width(max_sum: int, columns: int = 40) -> int:
     """The smallest of 1, 2, 5, 10, 20, 50, ... giving at most `columns` sum buckets."""
     width = 1

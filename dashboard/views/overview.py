@@ -24,7 +24,7 @@ aside_label = (f"Computed without the {s.aside} test images whose labels the mod
                "Set suspect images aside). This is the model's upper bound, not a figure anyone vouched for.")
 
 st.title("Overview")
-st.caption(f"Checkpoint **{s.checkpoint_name}** · head `{meta.get('head')}` · preset "
+st.caption(f"Checkpoint **{s.checkpoint_name}** · {table_format.cnn_text(meta)} · head `{meta.get('head')}` · preset "
            f"`{meta.get('preset')}` · trained on lengths "
            f"{f'{train[0]}–{train[1]}' if train else 'unknown'} · created {meta.get('created') or '?'}")
 
