@@ -95,16 +95,16 @@ def no_spawn(registry, monkeypatch) -> list[str]:
 
 @pytest.fixture(scope="session")
 def make_checkpoint():
-    """A factory of untrained checkpoints: make_checkpoint(path, head="lstm", seed=0, **metadata) writes a
-    small model (CNN widths 4, 8, 8) with its config and returns the path. Only tests of training train."""
+    """A factory of untrained checkpoints: make_checkpoint(path, head="lstm", seed=0, members=1, **metadata)
+    writes a small model (CNN widths 4, 8, 8) with its config and returns the path. Only tests of training train."""
     import torch
 
     from core.model import DigitSumModel, ModelConfig
     from core.model.checkpoint import save_checkpoint
 
-    def make(path, head: str = "lstm", seed: int = 0, widths=(4, 8, 8), **metadata) -> Path:
+    def make(path, head: str = "lstm", seed: int = 0, widths=(4, 8, 8), members: int = 1, **metadata) -> Path:
         torch.manual_seed(seed)
-        config = ModelConfig(head=head, widths=list(widths))
+        config = ModelConfig(head=head, widths=list(widths), members=members)
         save_checkpoint(path, DigitSumModel(config).state_dict(),
                         {"model_config": config.to_dict(), "head": head, "train_lengths": [1, 10], **metadata})
         return Path(path)

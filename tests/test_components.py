@@ -218,6 +218,12 @@ def test_step_table_and_length_table(results):
     assert list(steps["step"]) == list(range(1, row["length"] + 1))
     assert np.allclose(steps["added"].cumsum(), row["running"])
     assert np.allclose(steps["gap"], np.asarray(row["running"]) - np.cumsum(row["true_digits"]))
+    assert "members" not in steps  # one CNN: nothing to compare
+    readings = np.tile(np.arange(3), (row["length"], 1))  # three members that never agree
+    readings[0] = 5  # ... except on the first digit
+    with_members = table_format.step_table(row, readings)
+    assert with_members["members"].iloc[0] == "5 5 5" and with_members["members"].iloc[1] == "0 1 2"
+    assert list(with_members["disagree"]) == [False] + [True] * (row["length"] - 1)
     stats = table_format.length_table(results, (1, 10))
     assert list(stats["length"]) == [1, 5, 10, 20, 100]
     assert list(stats["in training range"]) == [True, True, True, False, False]

@@ -273,6 +273,32 @@ def test_inspector_opens_a_link_and_steps(env):
     assert not at.exception and at.query_params["index"] == str(worst["seq_id"].iloc[0])
 
 
+def test_inspector_shows_what_each_member_of_an_ensemble_read(tmp_path, registry, monkeypatch, make_checkpoint):
+    import torch
+
+    from core import load_predictor
+    from core.data import load_mnist, split_arrays
+    from core.evaluate import evaluation_set
+
+    path = make_checkpoint(tmp_path / "default.pt", members=3, seed=2)
+    monkeypatch.setenv("DIGITSUM_CHECKPOINT_DIR", str(tmp_path))
+    at = open_page("views/inspector.py", query={"src": "eval", "lengths": "1-3,12", "per_length": "12", "seed": "3",
+                                                "index": "40"})
+    steps = at.dataframe[0].value
+    assert list(steps["step"]) == list(range(1, 13))
+    assert any("3 CNNs of this ensemble" in c.value for c in at.caption)
+    predictor = load_predictor(path, device="cpu")
+    cnn = predictor.model.cnn
+    images = split_arrays(load_mnist(), "test")[0]
+    table = evaluation_set(predictor, [1, 2, 3, 12], 12, 3)
+    indices = table.loc[table["seq_id"] == 40, "indices"].iloc[0]
+    x = torch.from_numpy(images[indices]).unsqueeze(1).float() / 255.0
+    with torch.no_grad():  # each member on its own, by another road than the dashboard's
+        by_hand = [" ".join(str(int(m(x[i : i + 1]).argmax())) for m in cnn.members) for i in range(len(x))]
+    assert list(steps["members"]) == by_hand
+    assert list(steps["disagree"]) == [len(set(r.split())) > 1 for r in by_hand]
+
+
 def test_inspector_bad_link_and_generator_link(env):
     at = open_page("views/inspector.py", query={"src": "eval", "index": "abc"})
     assert at.warning and "cannot be opened" in at.warning[0].value and not at.exception

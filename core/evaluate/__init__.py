@@ -1,5 +1,6 @@
 """Evaluation: per-sequence tables and their aggregates (tables), calibration figures (reliability),
-suspect labels (label_issues), error slices (slices) and the digit map (embeddings). The benchmark, the
+suspect labels (label_issues), error slices (slices), the digit map (embeddings) and an ensemble's
+member readings (doubt). The benchmark, the
 CLIs and the dashboard all measure through these functions.
 
 The public API: `from core.evaluate import evaluation_set, find_error_slices, digit_map, suspect_labels`.
@@ -33,7 +34,7 @@ from core.evaluate.tables import (
 
 # Loaded on first use (PEP 562): they bring scikit-learn, cleanlab, umap or torch, which the tables don't need.
 _LAZY = {"find_error_slices": "slices", "compare_slices": "slices", "digit_disagreements": "slices",
-         "digit_map": "embeddings", "suspect_labels": "label_issues"}
+         "digit_map": "embeddings", "suspect_labels": "label_issues", "member_readings": "doubt", "doubt_study": "doubt"}
 
 __all__ = ["HEADLINE_EXTRAPOLATION", "ORIGINAL_MAE", "ORIGINAL_PROTOCOL", "EvalTable", "as_table", "by_length",
            "by_length_and_sum", "by_sum_range", "digit_accuracy", "digit_confusion", "evaluate_sequences",

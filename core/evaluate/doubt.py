@@ -22,16 +22,22 @@ STUDY_LENGTHS = (10, 100)
 
 
 @torch.inference_mode()
-def member_agreement(predictor, images: np.ndarray, chunk: int = 512) -> np.ndarray:
-    """float (n,): the share of the predictor's CNN members whose argmax is the ensemble's argmax
-    (1.0 everywhere for a single CNN)."""
+def member_readings(predictor, images: np.ndarray, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """(each member's reading (n, M), the ensemble's reading (n,)) of uint8 images (n, 28, 28): the digit
+    each CNN member and their average put first (M = 1 for a single CNN)."""
     cnn = predictor.model.cnn
-    out = np.empty(len(images))
+    members, joint = [], []
     for i in range(0, len(images), chunk):
         x = torch.from_numpy(np.array(images[i : i + chunk])).unsqueeze(1).float().div_(255.0).to(predictor.device)
-        votes = cnn.member_logits(x).argmax(-1)  # (M, b)
-        out[i : i + len(x)] = (votes == cnn(x).argmax(-1)).float().mean(0).cpu().numpy()
-    return out
+        members.append(cnn.member_logits(x).argmax(-1).T.cpu().numpy())  # (b, M)
+        joint.append(cnn(x).argmax(-1).cpu().numpy())
+    return np.concatenate(members), np.concatenate(joint)
+
+
+def member_agreement(predictor, images: np.ndarray) -> np.ndarray:
+    """float (n,): the share of the CNN members whose reading is the ensemble's (1.0 for a single CNN)."""
+    members, joint = member_readings(predictor, images)
+    return (members == joint[:, None]).mean(1)
 
 
 def doubt_study(predictor, per_length: int = 2000, seed: int = 0, split: str = SELECTION_SPLIT) -> dict:

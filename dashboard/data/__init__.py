@@ -22,6 +22,7 @@ from dashboard.data.evaluation import (
     generator_sequences,
     headlines_measured,
     measured_headlines,
+    member_readings,
     sequence_images,
     suspects,
     sum_distribution,
@@ -36,5 +37,5 @@ from dashboard.data.slice_results import compared_slices, disagreements, error_s
 __all__ = ["benchmark", "boxed_picture", "checkpoint_dir", "collection", "collection_version", "holdout_scores", "test_accuracy", "decided", "decisions", "decisions_version", "compared_slices", "digit_calibration", "digit_map", "digit_map_job",
            "disagreements", "display_name", "drawing_id", "error_figures", "error_slices", "evaluation_table", "file_key",
            "generated_row", "generator_sequences", "gpus", "headlines_measured", "heatmap", "list_checkpoints",
-           "measured_headlines", "predictor", "reap_jobs", "read_picture", "reread", "resolve_checkpoint", "sequence_images",
+           "measured_headlines", "member_readings", "predictor", "reap_jobs", "read_picture", "reread", "resolve_checkpoint", "sequence_images",
            "start_digit_map", "suspects", "sum_distribution", "test_split", "uncalibrated", "uncalibrated_table"]

@@ -125,6 +125,19 @@ def sum_distribution(path: Path, row) -> tuple[int, np.ndarray] | None:
     return _sum_distribution(file_key(path), tuple(int(i) for i in row["indices"]))
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _member_readings(key: FileKey, indices: tuple[int, ...]) -> np.ndarray | None:
+    predictor = _predictor(key)
+    if len(predictor.model.cnn.members) == 1:
+        return None
+    return evaluate.member_readings(predictor, test_split()[0][np.array(indices)])[0]
+
+
+def member_readings(path: Path, row) -> np.ndarray | None:
+    """Each CNN member's reading (L, M) of an evaluated sequence's digits; None for a single CNN."""
+    return _member_readings(file_key(path), tuple(int(i) for i in row["indices"]))
+
+
 # --------------------------------------------------------------------------- trust
 
 @st.cache_data(show_spinner="Ranking suspect labels…", max_entries=6)

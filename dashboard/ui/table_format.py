@@ -103,15 +103,20 @@ def most_frequent_confusion(cm: np.ndarray) -> tuple[int, int]:
     return d, d
 
 
-def step_table(row) -> pd.DataFrame:
-    """One evaluated sequence step by step: what the CNN read, what the head added, the running gap."""
+def step_table(row, members: np.ndarray | None = None) -> pd.DataFrame:
+    """One evaluated sequence step by step: what the CNN read, what the head added, the running gap; for an
+    ensemble, `members` (L, M) adds what each CNN member read ("7 7 1") and whether they disagree."""
     true_digits, pred_digits = np.asarray(row["true_digits"]), np.asarray(row["pred_digits"])
     running = np.asarray(row["running"], dtype=float)
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "step": np.arange(1, len(true_digits) + 1), "true": true_digits, "read": pred_digits,
         "conf": np.asarray(row["digit_conf"], dtype=float),
         "added": np.diff(np.concatenate([[0.0], running])), "running": running,
         "gap": running - np.cumsum(true_digits)})
+    if members is not None:
+        table.insert(4, "members", [" ".join(str(int(d)) for d in readings) for readings in members])
+        table.insert(5, "disagree", [len(set(readings.tolist())) > 1 for readings in members])
+    return table
 
 
 def compare_by_length(base: pd.DataFrame, new: pd.DataFrame, a: str, b: str) -> pd.DataFrame:

@@ -153,13 +153,18 @@ with left:
     st.caption("The head's running prediction after each digit beside the true running sum, and "
                "their difference below: where it leaves zero, the sum went wrong.")
 with right:
-    st.dataframe(table_format.step_table(row), hide_index=True, height=300, key="steps", column_config={
+    members = data.member_readings(s.checkpoint, row)  # None for a single CNN
+    st.dataframe(table_format.step_table(row, members), hide_index=True, height=300, key="steps", column_config={
+        "members": st.column_config.TextColumn("members", help="what each CNN of the ensemble read, in order"),
         "conf": st.column_config.NumberColumn("conf", format="percent"),
         "added": st.column_config.NumberColumn("added", format="%.2f", help="how much the head added at this step"),
         "running": st.column_config.NumberColumn("running", format="%.2f"),
         "gap": st.column_config.NumberColumn("gap", format="%+.2f",
                                              help="running prediction minus the true running sum")})
-    st.caption("Per step: what the CNN read and how much the head added to its running sum.")
+    st.caption("Per step: what the CNN read and how much the head added to its running sum."
+               + (f" The {members.shape[1]} CNNs of this ensemble each read the digit (members); where they "
+                  "disagree, the reading is doubtful even when its averaged probability is high."
+                  if members is not None else ""))
 
 link = f"{st.context.url or ''}?{urlencode(st.query_params.to_dict())}"
 st.code(link, language=None)
