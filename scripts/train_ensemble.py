@@ -3,7 +3,8 @@
 Thin CLI over core.training.ensemble: --members CNNs of the preset's recipe, each its own run with seed
 --seed + m (or the single-CNN checkpoints given with --members-from), stacked into one CNN ensemble,
 then one lstm head over the members' averaged calibrated probabilities. Every member, the assembled CNN
-and the head's run go under --work-dir, and a finished member is reused when the command is run again.
+and the head's run go under --work-dir (default out/NAME.work), and a finished member is reused when the
+command is run again.
 Exit codes: 0 success, 2 bad arguments (one `error:` line), 1 any other failure.
 """
 
@@ -13,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from scripts.cli import Parser
+from scripts.cli import OUT_DIR, Parser
 
 
 def main(argv=None) -> int:
@@ -30,7 +31,8 @@ def main(argv=None) -> int:
     p.add_argument("--compare", nargs="+", type=Path, default=[], metavar="MEMBERS_PT",
                    help="other recipes' assembled CNNs (WORK_DIR/members.pt) whose val figures to record beside this one's")
     p.add_argument("--out", type=Path, required=True, help="the ensemble checkpoint to write")
-    p.add_argument("--work-dir", type=Path, help="members, the assembled CNN and the head's run (default: OUT's name + .work)")
+    p.add_argument("--work-dir", type=Path,
+                   help=f"members, the assembled CNN and the head's run (default: {OUT_DIR}/NAME.work for --out NAME.pt)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars (for log files)")
     args = p.parse_args(argv)
     overrides = overrides_from_args(args)
@@ -47,7 +49,7 @@ def main(argv=None) -> int:
                     raise ValueError(f"{flag} {path}: no such checkpoint file")
     except ValueError as exc:
         p.error(str(exc))
-    work_dir = args.work_dir or args.out.with_name(args.out.stem + ".work")
+    work_dir = args.work_dir or Path(OUT_DIR) / f"{args.out.stem}.work"  # gitignored, never beside a shipped model
     print(f"training an ensemble of {config.members}: checkpoint {args.out}, work dir {work_dir}", file=sys.stderr, flush=True)
     try:
         metrics = train_ensemble(config, out_path=args.out, work_dir=work_dir, members_from=args.members_from,

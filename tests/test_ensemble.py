@@ -24,7 +24,8 @@ def smoke_ensemble(tmp_path_factory):
     """Two smoke members on 1,000 train images each, then the head: the whole CLI, in a subprocess."""
     root = tmp_path_factory.mktemp("ensemble")
     done = subprocess.run([sys.executable, "-m", "scripts.train_ensemble", "--preset", "smoke", "--members", "2",
-                           "--train-subset", "1000", "--device", "cpu", "--out", str(root / "ens.pt"), "--no-progress"],
+                           "--train-subset", "1000", "--device", "cpu", "--out", str(root / "ens.pt"), "--no-progress",
+                           "--work-dir", str(root / "ens.work")],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     return root

@@ -161,7 +161,8 @@ OVERRIDES: tuple[Override, ...] = (
     Override("init_from", str, "start from this whole model, CNN and head (personal: default the active default)"),
     Override("collection_weight", float, "share of each CNN batch from your collection's train part (0: off)"),
     Override("train_subset", int, "MNIST train images the CNN sees (0: all 55,000; a quick check takes a few)"),
-    Override("members", int, "CNNs in the ensemble, trained side by side on the same batches (default 1)"),
+    Override("members", int, "CNNs that read each digit (scripts.train: side by side on the same batches, default 1; "
+                             "scripts.train_ensemble: apart, with their own seeds, default 3)"),
     Override("label_smoothing", float, "label smoothing of the CNN's loss (default 0.1; 0: plain cross-entropy)"),
 )
 OVERRIDE_FIELDS = tuple(o.field for o in OVERRIDES)
