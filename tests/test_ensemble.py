@@ -83,11 +83,14 @@ def test_assemble_refuses_one_member_or_members_of_other_shapes(smoke_checkpoint
     assert not (tmp_path / "mixed.pt").exists()
 
 
-def test_cli_names_the_flag_on_bad_input(tmp_path):
+def test_cli_names_the_flag_on_bad_input(tmp_path, capsys):
+    from scripts.train_ensemble import main
+
     for args, expected in ((["--members", "1"], "--members must be at least 2"),
                            (["--members-from", str(tmp_path / "nope.pt"), str(tmp_path / "nope2.pt")], "--members-from"),
                            (["--compare", str(tmp_path / "nope.pt")], "--compare")):
-        done = subprocess.run([sys.executable, "-m", "scripts.train_ensemble", "--out", str(tmp_path / "e.pt"), *args],
-                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 2 and done.stderr.startswith("error: ") and expected in done.stderr, done.stderr
-        assert len(done.stderr.strip().splitlines()) == 1
+        with pytest.raises(SystemExit) as exit_:
+            main(["--out", str(tmp_path / "e.pt"), *args])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.startswith("error: ") and expected in err, err
+        assert len(err.strip().splitlines()) == 1 and not (tmp_path / "e.pt").exists()
