@@ -61,6 +61,15 @@ def wins_on_val(val: dict) -> bool:
     return all(e[k] >= s[k] for k in keys) and any(e[k] > s[k] for k in keys)
 
 
+def doubt_helps(doubt: dict) -> bool:
+    """Member disagreement joins the p_exact ranking only if, on val, it ranks no worse at every studied
+    length (exact-match at 90% coverage and AURC) and better somewhere."""
+    pairs = [(d["p_exact x agreement"][k], d["p_exact"][k], k) for n, d in doubt.items() if n.isdigit()
+             for k in ("exact_at_90", "aurc")]
+    no_worse = all((new >= old) if k == "exact_at_90" else (new <= old) for new, old, k in pairs)
+    return no_worse and any(new != old for new, old, _ in pairs)
+
+
 def ensemble_report(path, default_path, ensemble_result: dict, default_result: dict) -> dict:
     """Everything the ensemble section of the report shows, beside the default's benchmark result."""
     meta = read_metadata(path)
@@ -121,6 +130,8 @@ def ensemble_markdown(section: dict | None) -> list[str]:
             "| length | ranking | exact at 90% coverage | AURC |", "|---|---|---:|---:|"]
     for n in (k for k in d if k.isdigit()):
         out += [f"| {n} | {name} | {f(v['exact_at_90'])} | {f(v['aurc'], 5)} |" for name, v in d[n].items()]
+    out += ["", "It joins the p_exact ranking only if it ranks no worse at every length and better somewhere: "
+            + ("it does, so it is folded in." if doubt_helps(d) else "it does not, so p_exact ranks alone.")]
     hits = section["label_errors"]
     out += ["", f"Published label errors (Northcutt et al. 2021, {hits['single']['of']} validated test images) among the "
             f"top {hits['single']['k']} suspects: single CNN {hits['single']['hits']}, ensemble {hits['ensemble']['hits']} "

@@ -1,6 +1,6 @@
 """The ensemble's benchmark section: the default's choice and the rendered targets, on made-up figures."""
 
-from scripts.benchmark_ensemble import NORTHCUTT_TEST_ERRORS, ensemble_markdown, ensemble_rows, wins_on_val
+from scripts.benchmark_ensemble import NORTHCUTT_TEST_ERRORS, doubt_helps, ensemble_markdown, ensemble_rows, wins_on_val
 
 
 def val(e_acc, e_exact, s_acc=0.996, s_exact=0.95):
@@ -47,3 +47,12 @@ def test_ensemble_markdown_says_what_the_default_is_and_why():
     assert "compared: b/members.pt" in text and "single CNN 8, ensemble 11" in text
     assert "becomes the ensemble" in "\n".join(ensemble_markdown(section(ratio=1.5, hits=11)))
     assert ensemble_markdown(None) == []
+
+
+def test_the_doubt_joins_the_ranking_only_when_it_is_no_worse_anywhere():
+    def study(e90, aurc):
+        return {"split": "val_select", "10": {"p_exact": {"exact_at_90": 0.99, "aurc": 0.01},
+                                              "p_exact x agreement": {"exact_at_90": e90, "aurc": aurc}}}
+    assert doubt_helps(study(0.995, 0.009)) and doubt_helps(study(0.99, 0.009))
+    assert not doubt_helps(study(0.99, 0.01))  # the same ranking quality: nothing gained
+    assert not doubt_helps(study(0.995, 0.011))  # better at 90%, worse over all coverages
