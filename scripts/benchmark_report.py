@@ -49,7 +49,7 @@ TRIED = [
     "Error analysis draws one chart at a time (each plotly chart costs the browser about 0.1 s), the "
     "predicted-vs-true grid is binned on the server, and a click counts until the last change a person can see. "
     "The slowest click left is Slices -> Digit map, whose 10,000 points are drawn with software WebGL in a "
-    "browser without a GPU; it measured 0.47-0.73 s over three runs on the same machine.",
+    "browser without a GPU; it measured 0.47-0.73 s over four runs on the same machine (0.48 s in the latest).",
 ]
 
 # Issue 16: clicks measured in headless chromium with caches warm (scripts/dashboard_timing.py).
