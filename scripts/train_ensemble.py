@@ -5,7 +5,7 @@ Thin CLI over core.training.ensemble: --members CNNs of the preset's recipe, eac
 then one lstm head over the members' averaged calibrated probabilities. Every member, the assembled CNN
 and the head's run go under --work-dir (default out/NAME.work), and a finished member is reused when the
 command is run again.
-Exit codes: 0 success, 2 bad arguments (one `error:` line), 1 any other failure.
+Exit codes: 0 success, 143 stopped by SIGTERM, 2 bad arguments (one `error:` line), 1 any other failure.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from scripts.cli import OUT_DIR, Parser
 
 def main(argv=None) -> int:
     from core.model.checkpoint import CheckpointError
-    from core.training import PRESETS, add_override_flags, make_config, overrides_from_args
+    from core.training import PRESETS, TrainingInterrupted, add_override_flags, make_config, overrides_from_args
     from core.training.ensemble import train_ensemble
 
     p = Parser(prog="python -m scripts.train_ensemble", description=__doc__.splitlines()[0])
@@ -54,6 +54,9 @@ def main(argv=None) -> int:
     try:
         metrics = train_ensemble(config, out_path=args.out, work_dir=work_dir, members_from=args.members_from,
                                  compare=args.compare, show_progress=not args.no_progress)
+    except TrainingInterrupted as exc:
+        print(f"{exc}; the same command again keeps the finished members in {work_dir}", file=sys.stderr, flush=True)
+        return 143
     except (ValueError, CheckpointError) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
         return 2

@@ -94,3 +94,17 @@ def test_cli_names_the_flag_on_bad_input(tmp_path, capsys):
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and err.startswith("error: ") and expected in err, err
         assert len(err.strip().splitlines()) == 1 and not (tmp_path / "e.pt").exists()
+
+
+def test_cli_stopped_by_sigterm_exits_143_and_says_how_to_go_on(tmp_path, capsys, monkeypatch):
+    import core.training.ensemble
+    from core.training import TrainingInterrupted
+    from scripts.train_ensemble import main
+
+    def stopped(*args, **kwargs):
+        raise TrainingInterrupted("stopped in phase cnn, epoch 3, step 7")
+
+    monkeypatch.setattr(core.training.ensemble, "train_ensemble", stopped)
+    assert main(["--out", str(tmp_path / "e.pt"), "--work-dir", str(tmp_path / "w")]) == 143
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("stopped in phase cnn") and str(tmp_path / "w") in err
