@@ -56,3 +56,15 @@ def test_the_doubt_joins_the_ranking_only_when_it_is_no_worse_anywhere():
     assert doubt_helps(study(0.995, 0.009)) and doubt_helps(study(0.99, 0.009))
     assert not doubt_helps(study(0.99, 0.01))  # the same ranking quality: nothing gained
     assert not doubt_helps(study(0.995, 0.011))  # better at 90%, worse over all coverages
+
+
+def test_label_error_hits_count_the_published_errors_in_the_top_k(monkeypatch):
+    import pandas as pd
+
+    from scripts import benchmark_ensemble
+
+    ranked = [NORTHCUTT_TEST_ERRORS[0], 5, NORTHCUTT_TEST_ERRORS[1], 6, NORTHCUTT_TEST_ERRORS[2]]
+    monkeypatch.setattr(benchmark_ensemble, "load_predictor", lambda path, device: None)
+    monkeypatch.setattr(benchmark_ensemble, "suspect_labels", lambda predictor: pd.DataFrame({"index": ranked}))
+    hits = benchmark_ensemble.label_error_hits("any.pt", k=4)  # the third published error is 5th: outside
+    assert hits == {"k": 4, "hits": 2, "of": 15, "found": sorted(NORTHCUTT_TEST_ERRORS[:2])}

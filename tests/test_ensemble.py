@@ -108,3 +108,45 @@ def test_cli_stopped_by_sigterm_exits_143_and_says_how_to_go_on(tmp_path, capsys
     assert main(["--out", str(tmp_path / "e.pt"), "--work-dir", str(tmp_path / "w")]) == 143
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("stopped in phase cnn") and str(tmp_path / "w") in err
+
+
+def test_members_skip_their_own_calibration(smoke_ensemble):
+    """A member's temperature is fitted at assembly, so its own run fits none (train(calibrate=False))."""
+    for i in range(2):
+        assert read_metadata(smoke_ensemble / "ens.work" / f"member-{i}.pt").get("calibration") is None
+
+
+def test_an_ensemble_saved_before_member_temperatures_loads_with_t_1(make_checkpoint, tmp_path):
+    from core.model.checkpoint import load_checkpoint, load_model, save_checkpoint
+
+    path = make_checkpoint(tmp_path / "old.pt", members=2)
+    state, meta = load_checkpoint(path)
+    del state["cnn.member_temperature"]
+    save_checkpoint(path, state, meta)
+    model, _ = load_model(path)
+    assert torch.equal(model.cnn.member_temperature, torch.ones(2))
+
+
+def test_member_logits_combine_into_the_ensembles_logits(make_checkpoint, tmp_path):
+    predictor = load_predictor(make_checkpoint(tmp_path / "e.pt", members=3, seed=4), device="cpu")
+    predictor.model.cnn.member_temperature.copy_(torch.tensor([0.5, 1.0, 2.0]))
+    images = split_arrays(load_mnist(), "test")[0][:300]
+    z = predictor.member_logits(images)
+    assert z.shape == (3, 300, 10)
+    assert torch.allclose(predictor.model.cnn.combine(z), predictor.cnn_logits(images), atol=1e-5)
+
+
+def test_doubt_study_ranks_by_p_exact_times_agreement(monkeypatch):
+    from core.evaluate import doubt
+
+    predictor = load_predictor(SHIPPED, device="cpu")  # a trained model: a misread digit makes its sum wrong
+    monkeypatch.setattr(doubt, "member_agreement", lambda p, images: np.ones(len(images)))
+    same = doubt.doubt_study(predictor, per_length=40)
+    assert same["images_with_disagreement"] == 0
+    assert same["10"]["p_exact"] == same["10"]["p_exact x agreement"]  # agreement 1: the same ranking
+    images, labels = split_arrays(load_mnist(), "val_select")
+    misread = predictor.cnn_logits(images).numpy().argmax(1) != labels
+    monkeypatch.setattr(doubt, "member_agreement", lambda p, images: np.where(misread, 0.0, 1.0))
+    oracle = doubt.doubt_study(predictor, per_length=200)  # every sequence with a misread digit ranked last
+    for n in ("10", "100"):
+        assert oracle[n]["p_exact x agreement"]["aurc"] < oracle[n]["p_exact"]["aurc"]

@@ -22,16 +22,12 @@ STUDY_LENGTHS = (10, 100)
 
 
 @torch.inference_mode()
-def member_readings(predictor, images: np.ndarray, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def member_readings(predictor, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(each member's reading (n, M), the ensemble's reading (n,)) of uint8 images (n, 28, 28): the digit
-    each CNN member and their average put first (M = 1 for a single CNN)."""
-    cnn = predictor.model.cnn
-    members, joint = [], []
-    for i in range(0, len(images), chunk):
-        x = torch.from_numpy(np.array(images[i : i + chunk])).unsqueeze(1).float().div_(255.0).to(predictor.device)
-        members.append(cnn.member_logits(x).argmax(-1).T.cpu().numpy())  # (b, M)
-        joint.append(cnn(x).argmax(-1).cpu().numpy())
-    return np.concatenate(members), np.concatenate(joint)
+    each CNN member and their average put first (M = 1 for a single CNN), from one pass of the members."""
+    z = predictor.member_logits(images)  # (M, n, 10)
+    joint = predictor.model.cnn.combine(z.to(predictor.device)).argmax(-1).cpu().numpy()
+    return z.argmax(-1).T.numpy(), joint
 
 
 def member_agreement(predictor, images: np.ndarray) -> np.ndarray:

@@ -86,10 +86,12 @@ class CNNEnsemble(nn.Module):
         x = x.contiguous(memory_format=torch.channels_last)  # faster oneDNN convs on CPU
         if len(self.members) == 1:
             return self.members[0](x)
-        return self.member_log_probs(x).logsumexp(0) - math.log(len(self.members))
+        return self.combine(self.member_logits(x))
 
-    def member_log_probs(self, x: torch.Tensor) -> torch.Tensor:
-        """(M, B, 10) each member's calibrated log-probabilities, log softmax(z_m / T_m)."""
-        z = self.member_logits(x).float()
-        return (z / self.member_temperature.view(-1, 1, 1)).log_softmax(-1)
-
+    def combine(self, member_logits: torch.Tensor) -> torch.Tensor:
+        """(M, B, 10) raw member logits -> (B, 10) the ensemble's logits, log(mean_m softmax(z_m / T_m)):
+        the one place the rule lives (one member: its own logits)."""
+        if len(self.members) == 1:
+            return member_logits[0]
+        z = member_logits.float() / self.member_temperature.view(-1, 1, 1)
+        return z.log_softmax(-1).logsumexp(0) - math.log(len(self.members))

@@ -147,15 +147,29 @@ class Predictor:
         return raw
 
     # -- the two stages -------------------------------------------------------------------------
+    def _batches(self, images: np.ndarray):
+        """(start, float (b, 1, 28, 28) in [0, 1] on the device) for uint8 images (U, 28, 28), CHUNK at a time."""
+        for i in range(0, len(images), CNN_CHUNK):
+            x = torch.from_numpy(np.array(images[i : i + CNN_CHUNK])).to(self.device)  # a copy: input may be read-only
+            yield i, x.unsqueeze(1).float().div_(255.0)
+
     @torch.inference_mode()
     def cnn_logits(self, images: np.ndarray) -> torch.Tensor:
         """uint8 (U, 28, 28) -> float32 (U, 10) digit logits on the CPU, CHUNK images at a time."""
         out = torch.empty(len(images), 10)
         with torch_section(self.device):  # never while another session's head has torch on one thread
-            for i in range(0, len(images), CNN_CHUNK):
-                x = torch.from_numpy(np.array(images[i : i + CNN_CHUNK])).to(self.device)  # a copy: input may be read-only
-                x = x.unsqueeze(1).float().div_(255.0)
+            for i, x in self._batches(images):
                 out[i : i + len(x)] = self._model.cnn(x).float().cpu()
+        return out
+
+    @torch.inference_mode()
+    def member_logits(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 (U, 28, 28) -> float32 (M, U, 10) each CNN member's raw logits on the CPU (M = 1 for a single
+        CNN); the model's cnn.combine() turns them into cnn_logits' output."""
+        out = torch.empty(len(self._model.cnn.members), len(images), 10)
+        with torch_section(self.device):
+            for i, x in self._batches(images):
+                out[:, i : i + len(x)] = self._model.cnn.member_logits(x).float().cpu()
         return out
 
     @torch.inference_mode()

@@ -19,14 +19,17 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from core.data import load_mnist, split_arrays
 from core.data.splits import CALIBRATION_SPLIT, SELECTION_SPLIT
+from core.evaluate.reliability import aurc, risk_coverage
 from core.model import DigitSumModel, ModelConfig
 from core.model.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from core.predict.temperature import fit_temperature, nll
 from core.training.loop import train
+from core.training.phases import to_float
 
 MEMBER_PREFIX = "cnn.members.0."  # a single CNN's weights in its checkpoint
 ASSEMBLED_FILE = "members.pt"
@@ -41,8 +44,7 @@ def member_config(config, index: int):
 def member_logits(model: DigitSumModel, images: np.ndarray, chunk: int = 500) -> torch.Tensor:
     """(M, n, 10) raw logits of every member on uint8 images (n, 28, 28)."""
     model.cnn.eval()
-    parts = [model.cnn.member_logits(torch.from_numpy(np.array(images[i : i + chunk])).unsqueeze(1).float().div_(255.0)).float()
-             for i in range(0, len(images), chunk)]
+    parts = [model.cnn.member_logits(to_float(images[i : i + chunk], "cpu")).float() for i in range(0, len(images), chunk)]
     return torch.cat(parts, dim=1)
 
 
@@ -83,14 +85,12 @@ def member_figures(model: DigitSumModel) -> dict:
     probabilities, each member's accuracy, and how often the members disagree about a digit."""
     images, labels = split_arrays(load_mnist(), SELECTION_SPLIT)
     z = member_logits(model, images)
-    log_p = (z / model.cnn.member_temperature.view(-1, 1, 1)).log_softmax(-1)
-    mean_log_p = (log_p.logsumexp(0) - np.log(len(z))).numpy()
+    mean_log_p = model.cnn.combine(z).numpy()  # the log of the averaged calibrated probabilities
     votes = z.argmax(-1).numpy()
-    confidence, right = mean_log_p.max(1), mean_log_p.argmax(1) == labels
-    risk = np.cumsum(~right[np.argsort(-confidence, kind="stable")]) / np.arange(1, len(right) + 1)
+    by_confidence = pd.DataFrame({"p_exact": mean_log_p.max(1), "exact": mean_log_p.argmax(1) == labels})
     return {"split": SELECTION_SPLIT, "images": int(len(labels)),
             "digit_acc": float((mean_log_p.argmax(1) == labels).mean()), "nll": nll(mean_log_p, labels),
-            "digit_aurc": float(risk.mean()),
+            "digit_aurc": aurc(risk_coverage(by_confidence)),
             "member_digit_acc": [float((v == labels).mean()) for v in votes],
             "disagree": float((votes != votes[:1]).any(0).mean())}  # fmt: skip
 
