@@ -24,6 +24,8 @@ from core.evaluate import suspect_labels
 from core.evaluate.doubt import doubt_study
 from core.evaluate.reliability import exact_at_coverage
 from core.model.checkpoint import read_metadata
+from scripts.benchmark_probes import fmt as f
+from scripts.benchmark_probes import meets
 
 NORTHCUTT_TEST_ERRORS = (947, 1621, 1901, 2130, 2462, 2597, 2654, 3520, 3558, 5937, 6651, 6783, 8527, 9679, 9729)
 
@@ -101,8 +103,6 @@ def ensemble_report(path, default_path, ensemble_result: dict, default_result: d
 
 def ensemble_rows(section: dict) -> list[tuple[str, float, str, float, bool]]:
     """The issue's targets for the ensemble, measured on test (and its p.predict time over the single's)."""
-    from scripts.benchmark_probes import meets
-
     result = section["result"]
     measured = {"digit_acc": result["digit_acc"]}
     if result.get("trust"):  # --trust-per-length 0 skips the calibration figures
@@ -118,7 +118,6 @@ def ensemble_rows(section: dict) -> list[tuple[str, float, str, float, bool]]:
 def ensemble_markdown(section: dict | None) -> list[str]:
     if not section:
         return []
-    f = lambda v, d=4: "—" if v is None else f"{v:.{d}f}"  # noqa: E731
     sel, val = section["selection"] or {}, section["val"]
     out = ["", f"## Ensemble: `{section['checkpoint']}` ({section['members']} CNNs, {section['size_bytes'] / 2**20:.1f} MB)", "",
            "Members trained apart with their own seeds, each member's temperature fitted on val_calib, their calibrated "

@@ -130,6 +130,11 @@ def meets(op: str, value: float, bound: float) -> bool:
     return {"<=": value <= bound, ">=": value >= bound, ">": value > bound}[op]
 
 
+def fmt(value, digits: int = 4) -> str:
+    """A figure for the report: fixed digits, or a dash when it was not measured."""
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
 def probe_rows(probes: dict) -> list[tuple[str, float, str, float, bool]]:
     r, m = probes["robustness"], probes["digit_map"]
     measured = {"corruption_mean": r["corruptions"]["mean"], "row_count_accuracy": r["rows"]["count_accuracy"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from core.evaluate import ORIGINAL_MAE
 from scripts.benchmark_ensemble import ensemble_markdown
+from scripts.benchmark_probes import fmt as _f
 from scripts.benchmark_probes import meets, probe_markdown
 
 TARGETS = {  # the default checkpoint's targets (issue 10 for accuracy and speed)
@@ -156,10 +157,6 @@ def render_markdown(report: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-
-
-def _f(value, digits: int = 4) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
 
 
 def trust_markdown(report: dict) -> list[str]:
