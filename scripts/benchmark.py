@@ -173,14 +173,14 @@ def main(argv=None) -> int:
         "suspects": suspects_both_ways(checkpoint_for("lstm" if "lstm" in heads else heads[0], checkpoint_dir)),
     }
     default_result = next((r for r in results if r["head"] == "lstm"), None)
-    path = checkpoint_dir / "ensemble.pt"
-    if not args.no_ensemble and default_result is not None and path.is_file():
+    ensemble = checkpoint_dir / "ensemble.pt"
+    if not args.no_ensemble and default_result is not None and ensemble.is_file():
         from scripts.benchmark_ensemble import ensemble_report
 
-        print(f"benchmarking the ensemble ({path}) ...", flush=True)
-        result = benchmark_head("ensemble", path, lengths, args.per_length, args.seed, args.trust_per_length)
-        report["ensemble"] = {"result": result, **ensemble_report(path, checkpoint_for("lstm", checkpoint_dir), result,
-                                                                  default_result)}
+        print(f"benchmarking the ensemble ({ensemble}) ...", flush=True)
+        result = benchmark_head("ensemble", ensemble, lengths, args.per_length, args.seed, args.trust_per_length)
+        report["ensemble"] = {"result": result, **ensemble_report(ensemble, checkpoint_for("lstm", checkpoint_dir),
+                                                                  result, default_result)}
     if args.probe_rows:
         from scripts.benchmark_probes import PERSONAL_SIZE, personal, probe
 
